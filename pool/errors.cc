@@ -1,0 +1,48 @@
+#include "pool/errors.h"
+
+#include <sys/wait.h>
+
+#include <cstring>
+
+namespace pool {
+namespace {
+
+std::string describe_task_error(std::int64_t index, const std::string& type,
+                                const std::string& message) {
+  return "task " + std::to_string(index) + " raised " + type + ": " + message;
+}
+
+std::string describe_death(std::int64_t index, int pid, int status) {
+  std::string text = "worker process " + std::to_string(pid);
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    text += " was killed by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";
+  } else if (WIFEXITED(status)) {
+    text += " exited with status " + std::to_string(WEXITSTATUS(status));
+  } else {
+    text += " ended (wait status " + std::to_string(status) + ")";
+  }
+  if (index == WorkerDied::kNoTask) {
+    text += " between tasks";
+  } else {
+    text += " while running task " + std::to_string(index);
+  }
+  return text;
+}
+
+}  // namespace
+
+TaskError::TaskError(std::int64_t task_index, std::string type_name, std::string message)
+    : std::runtime_error(describe_task_error(task_index, type_name, message)),
+      task_index_(task_index),
+      type_name_(std::move(type_name)),
+      message_(std::move(message)) {}
+
+WorkerDied::WorkerDied(std::int64_t task_index, int pid, int wait_status)
+    : std::runtime_error(describe_death(task_index, pid, wait_status)),
+      task_index_(task_index),
+      pid_(pid),
+      signal_(WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0),
+      exit_status_(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1) {}
+
+}  // namespace pool
