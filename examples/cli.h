@@ -1,0 +1,30 @@
+// What every example shares: flag parsing (Boost.Program_options) with one-line errors and exit
+// status 2, and Python-like number formatting for output that matches the course's.
+#ifndef EXAMPLES_CLI_H_
+#define EXAMPLES_CLI_H_
+
+#include <boost/program_options.hpp>
+#include <cstdint>
+#include <string>
+
+namespace examples {
+
+// Parses argv against `options` (plus --help). Prints usage and exits 0 on --help; prints
+// "<program>: error: <what>" and exits 2 on any bad flag.
+boost::program_options::variables_map parse_flags(
+    int argc, char** argv, const std::string& usage,
+    const boost::program_options::options_description& options);
+
+// Reads a whole number >= minimum from a flag's text, or exits 2 naming the flag.
+std::int64_t parse_at_least(const std::string& program, const std::string& flag,
+                            const std::string& text, std::int64_t minimum);
+
+// Like Python's repr(float): the shortest text that reads back as the same double.
+std::string python_repr(double value);
+
+// Prints "<program>: error: <message>" to stderr and exits with status 2.
+[[noreturn]] void usage_error(const std::string& program, const std::string& message);
+
+}  // namespace examples
+
+#endif  // EXAMPLES_CLI_H_

@@ -1,0 +1,71 @@
+// The course's slow series (sum.py), on a pool of worker processes:
+//
+//   slow_series --ncores 2
+//   running with 2 processes over [(1, 50000000), (50000001, 100000000)]
+//   Time in seconds: 0.281
+//   sum = 13.277605949855722
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+
+#include "examples/cli.h"
+#include "examples/slow_series.h"
+#include "pool/pool.h"
+
+namespace po = boost::program_options;
+using examples::DigitMethod;
+using examples::Interval;
+
+int main(int argc, char** argv) {
+  const std::string program = "slow_series";
+  po::options_description options("Options");
+  options.add_options()
+      ("ncores", po::value<std::string>()->default_value(std::to_string(pool::available_cpus())),
+       "worker processes (default: the CPUs this process may use)")
+      ("n", po::value<std::string>()->default_value("100000000"), "sum the terms k = 1..n")
+      ("method", po::value<std::string>()->default_value("integer"),
+       "digit test: integer (a digit loop) or string (to_string + find, as in Python)")
+      ("backend", po::value<std::string>()->default_value("process"),
+       "process (a pool of worker processes) or serial");
+  const auto flags = examples::parse_flags(
+      argc, argv, "Usage: slow_series [--ncores N] [--n N] [--method integer|string] [--backend process|serial]\n"
+                  "Sum of 1/k for k = 1..n, skipping k whose digits contain a 9", options);
+  const int ncores = static_cast<int>(
+      examples::parse_at_least(program, "ncores", flags["ncores"].as<std::string>(), 1));
+  const std::int64_t n = examples::parse_at_least(program, "n", flags["n"].as<std::string>(), 1);
+  const std::string method_name = flags["method"].as<std::string>();
+  const std::string backend = flags["backend"].as<std::string>();
+  if (method_name != "integer" && method_name != "string") {
+    examples::usage_error(program, "--method must be integer or string, got '" + method_name + "'");
+  }
+  if (backend != "process" && backend != "serial") {
+    examples::usage_error(program, "--backend must be process or serial, got '" + backend + "'");
+  }
+  if (ncores > 4096) examples::usage_error(program, "--ncores must be at most 4096");
+  const examples::PartialSum partial_sum{method_name == "integer" ? DigitMethod::kInteger
+                                                                  : DigitMethod::kString};
+
+  const auto start = std::chrono::steady_clock::now();
+  double sum = 0.0;
+  try {
+    if (backend == "serial") {
+      std::cout << "running serially over " << examples::format_intervals({{1, n}}) << "\n";
+      sum = partial_sum(Interval{1, n});
+    } else {
+      const auto intervals = examples::partition(n, ncores);
+      std::cout << "running with " << ncores << " processes over "
+                << examples::format_intervals(intervals) << std::endl;
+      pool::ProcessPool workers(ncores);
+      const std::vector<double> partial_sums = workers.map(partial_sum, intervals);
+      sum = std::accumulate(partial_sums.begin(), partial_sums.end(), 0.0);
+    }
+  } catch (const std::exception& error) {
+    std::cerr << program << ": " << error.what() << "\n";
+    return 1;
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  std::printf("Time in seconds: %.3f\n", elapsed.count());
+  std::printf("sum = %s\n", examples::python_repr(sum).c_str());
+  return 0;
+}

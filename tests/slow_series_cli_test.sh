@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The slow_series binary: its output lines, and a one-line error with exit status 2 for bad flags.
+set -u
+bin=examples/slow_series
+failures=0
+cases=""
+# Each check is one test case in the JUnit XML that Bazel reads from $XML_OUTPUT_FILE.
+check() {  # name, condition...
+  local name=$1
+  shift
+  if "$@"; then
+    echo "[       OK ] $name"
+    cases+="<testcase name=\"$name\" classname=\"SlowSeriesCli\"/>"
+  else
+    echo "[  FAILED  ] $name"
+    failures=$((failures + 1))
+    cases+="<testcase name=\"$name\" classname=\"SlowSeriesCli\"><failure message=\"failed\"/></testcase>"
+  fi
+}
+
+out=$($bin --n 1000000 --ncores 2)
+check PrintsTheIntervalsLikeTheCourse grep -qx 'running with 2 processes over \[(1, 500000), (500001, 1000000)\]' <<<"$out"
+check PrintsTheTime grep -qE '^Time in seconds: [0-9]+\.[0-9]{3}$' <<<"$out"
+check PrintsTheSum grep -qE '^sum = 11\.01565184987' <<<"$out"
+
+serial=$($bin --n 1000000 --backend serial)
+check SerialBackendGivesTheSameSum grep -qE '^sum = 11\.01565184987' <<<"$serial"
+
+for bad in "--ncores 0" "--ncores -3" "--ncores abc" "--n 0" "--method roman" "--backend gpu" "--nonsense"; do
+  err=$($bin $bad 2>&1 >/dev/null)
+  status=$?
+  check "RejectsBadFlag($bad)WithStatus2" test "$status" -eq 2
+  check "RejectsBadFlag($bad)WithOneLine" test "$(wc -l <<<"$err")" -eq 1
+done
+
+help=$($bin --help)
+check HelpListsEveryFlag bash -c 'for f in --ncores --n --method --backend; do grep -q -- "$f" <<<"$0" || exit 1; done' "$help"
+
+if [ -n "${XML_OUTPUT_FILE:-}" ]; then
+  printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testsuite name="SlowSeriesCli">%s</testsuite></testsuites>\n' \
+    "$cases" >"$XML_OUTPUT_FILE"
+fi
+echo "$failures failed"
+[ "$failures" -eq 0 ]
