@@ -1,6 +1,8 @@
 #include "pool/detail/process_pool_core.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -29,7 +31,7 @@ constexpr std::size_t kInitialArenaBytes = std::size_t{4} << 20;
 constexpr std::size_t kInitialResultBytes = std::size_t{1} << 20;
 // A worker asking for a larger result buffer than this is broken, not busy.
 constexpr std::uint64_t kMaxResultBytes = std::uint64_t{1} << 40;
-constexpr auto kExitGrace = std::chrono::seconds(2);
+constexpr auto kExitGrace = std::chrono::milliseconds(2000);
 
 // The parent's ends of every pool's sockets in this process. A worker closes all of them right
 // after fork: otherwise a worker of one pool would keep another pool's workers from seeing EOF.
@@ -57,24 +59,30 @@ int threads_in_this_process() {
   return 1;
 }
 
-// Reaps `pid`, giving it `grace` to exit on its own before SIGKILL.
-int reap(pid_t pid, std::chrono::steady_clock::duration grace) {
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  auto pause = std::chrono::microseconds(20);
+// Reaps `pid`, giving it `grace` to exit on its own before SIGKILL. A pidfd becomes readable
+// the moment the process exits, so the wait costs no polling delay.
+int reap(pid_t pid, std::chrono::milliseconds grace) {
   int status = 0;
-  for (;;) {
-    const pid_t got = ::waitpid(pid, &status, WNOHANG);
-    if (got == pid) return status;
-    if (got < 0 && errno != EINTR) return 0;  // not our child any more
-    if (got == 0 && std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid, SIGKILL);
-      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      return status;
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd >= 0) {
+    pollfd exited{pidfd, POLLIN, 0};
+    int ready = 0;
+    while ((ready = ::poll(&exited, 1, static_cast<int>(grace.count()))) < 0 && errno == EINTR) {
     }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(5000));
+    ::close(pidfd);
+    if (ready == 0) ::kill(pid, SIGKILL);
+  } else if (::waitpid(pid, &status, WNOHANG) == 0) {
+    // No pidfd (kernel before 5.3): give it a moment, then stop it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (::waitpid(pid, &status, WNOHANG) == 0) ::kill(pid, SIGKILL);
+    else return status;
+  } else {
+    return status;
   }
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return 0;  // not our child any more
+  }
+  return status;
 }
 
 struct EncodedFailure {
