@@ -70,6 +70,18 @@ std::int64_t parse_at_least(const std::string& program, const std::string& flag,
   return value;
 }
 
+std::vector<std::int64_t> parse_list_at_least(const std::string& program, const std::string& flag,
+                                              const std::string& text, std::int64_t minimum) {
+  std::vector<std::int64_t> values;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t comma = text.find(',', start);
+    values.push_back(parse_at_least(program, flag, text.substr(start, comma - start), minimum));
+    if (comma == std::string::npos) return values;
+    start = comma + 1;
+  }
+}
+
 std::string python_repr(double value) {
   char buffer[64];
   const auto [end, error] = std::to_chars(buffer, buffer + sizeof(buffer), value);

@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace examples {
 
@@ -18,6 +19,10 @@ boost::program_options::variables_map parse_flags(
 // Reads a whole number >= minimum from a flag's text, or exits 2 naming the flag.
 std::int64_t parse_at_least(const std::string& program, const std::string& flag,
                             const std::string& text, std::int64_t minimum);
+
+// Reads "1,2,4" as whole numbers >= minimum, or exits 2 naming the flag.
+std::vector<std::int64_t> parse_list_at_least(const std::string& program, const std::string& flag,
+                                              const std::string& text, std::int64_t minimum);
 
 // Like Python's repr(float): the shortest text that reads back as the same double.
 std::string python_repr(double value);

@@ -1,5 +1,9 @@
 #include "examples/slow_series.h"
 
+#include <algorithm>
+
+#include "pool/gil.h"
+
 namespace examples {
 namespace {
 
@@ -13,12 +17,18 @@ bool contains_nine(std::int64_t k) {
 }  // namespace
 
 double slow_series_partial_sum(Interval interval, DigitMethod method) {
+  // A GIL pool switches threads only at checkpoints, like CPython between bytecodes.
+  constexpr std::int64_t kCheckpointEvery = 4096;
   double sum = 0.0;
-  for (std::int64_t k = interval.first; k <= interval.second; ++k) {
-    const bool skip = method == DigitMethod::kInteger
-                          ? contains_nine(k)
-                          : std::to_string(k).find('9') != std::string::npos;
-    if (!skip) sum += 1.0 / static_cast<double>(k);
+  for (std::int64_t block = interval.first; block <= interval.second; block += kCheckpointEvery) {
+    const std::int64_t last = std::min(interval.second, block + kCheckpointEvery - 1);
+    for (std::int64_t k = block; k <= last; ++k) {
+      const bool skip = method == DigitMethod::kInteger
+                            ? contains_nine(k)
+                            : std::to_string(k).find('9') != std::string::npos;
+      if (!skip) sum += 1.0 / static_cast<double>(k);
+    }
+    pool::gil::checkpoint();
   }
   return sum;
 }

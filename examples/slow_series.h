@@ -32,6 +32,16 @@ struct PartialSum {
   }
 };
 
+// The course's parallel slow series on any pool: one partial sum per worker, added in order.
+template <class Pool>
+double slow_series_sum(Pool& workers, std::int64_t n, DigitMethod method) {
+  const std::vector<double> partial_sums =
+      workers.map(PartialSum{method}, partition(n, workers.size()));
+  double sum = 0.0;
+  for (double partial : partial_sums) sum += partial;
+  return sum;
+}
+
 }  // namespace examples
 
 #endif  // EXAMPLES_SLOW_SERIES_H_

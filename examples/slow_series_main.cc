@@ -1,13 +1,15 @@
-// The course's slow series (sum.py), on a pool of worker processes:
+// The course's slow series (sum.py), on a pool of worker processes or threads:
 //
 //   slow_series --ncores 2
 //   running with 2 processes over [(1, 50000000), (50000001, 100000000)]
 //   Time in seconds: 0.281
 //   sum = 13.277605949855722
+//
+// --backend gil runs it on threads that share one interpreter-like lock (no faster than serial),
+// --backend free on plain threads, --backend serial in one loop.
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <numeric>
 
 #include "examples/cli.h"
 #include "examples/slow_series.h"
@@ -15,22 +17,37 @@
 
 namespace po = boost::program_options;
 using examples::DigitMethod;
-using examples::Interval;
+
+namespace {
+
+template <class Pool>
+double run_on(const char* workers_are, int ncores, std::int64_t n, DigitMethod method) {
+  std::cout << "running with " << ncores << " " << workers_are << " over "
+            << examples::format_intervals(examples::partition(n, ncores)) << std::endl;
+  Pool workers(ncores);
+  return examples::slow_series_sum(workers, n, method);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const std::string program = "slow_series";
   po::options_description options("Options");
   options.add_options()
       ("ncores", po::value<std::string>()->default_value(std::to_string(pool::available_cpus())),
-       "worker processes (default: the CPUs this process may use)")
+       "workers (default: the CPUs this process may use)")
       ("n", po::value<std::string>()->default_value("100000000"), "sum the terms k = 1..n")
       ("method", po::value<std::string>()->default_value("integer"),
        "digit test: integer (a digit loop) or string (to_string + find, as in Python)")
       ("backend", po::value<std::string>()->default_value("process"),
-       "process (a pool of worker processes) or serial");
+       "process (worker processes), gil (threads sharing one lock, like CPython), "
+       "free (free threads, like Python 3.13t) or serial");
   const auto flags = examples::parse_flags(
-      argc, argv, "Usage: slow_series [--ncores N] [--n N] [--method integer|string] [--backend process|serial]\n"
-                  "Sum of 1/k for k = 1..n, skipping k whose digits contain a 9", options);
+      argc, argv,
+      "Usage: slow_series [--ncores N] [--n N] [--method integer|string] "
+      "[--backend process|gil|free|serial]\n"
+      "Sum of 1/k for k = 1..n, skipping k whose digits contain a 9",
+      options);
   const int ncores = static_cast<int>(
       examples::parse_at_least(program, "ncores", flags["ncores"].as<std::string>(), 1));
   const std::int64_t n = examples::parse_at_least(program, "n", flags["n"].as<std::string>(), 1);
@@ -39,26 +56,26 @@ int main(int argc, char** argv) {
   if (method_name != "integer" && method_name != "string") {
     examples::usage_error(program, "--method must be integer or string, got '" + method_name + "'");
   }
-  if (backend != "process" && backend != "serial") {
-    examples::usage_error(program, "--backend must be process or serial, got '" + backend + "'");
+  if (backend != "process" && backend != "gil" && backend != "free" && backend != "serial") {
+    examples::usage_error(program,
+                          "--backend must be process, gil, free or serial, got '" + backend + "'");
   }
   if (ncores > 4096) examples::usage_error(program, "--ncores must be at most 4096");
-  const examples::PartialSum partial_sum{method_name == "integer" ? DigitMethod::kInteger
-                                                                  : DigitMethod::kString};
+  const DigitMethod method =
+      method_name == "integer" ? DigitMethod::kInteger : DigitMethod::kString;
 
   const auto start = std::chrono::steady_clock::now();
   double sum = 0.0;
   try {
     if (backend == "serial") {
       std::cout << "running serially over " << examples::format_intervals({{1, n}}) << "\n";
-      sum = partial_sum(Interval{1, n});
+      sum = examples::slow_series_partial_sum({1, n}, method);
+    } else if (backend == "process") {
+      sum = run_on<pool::ProcessPool>("processes", ncores, n, method);
+    } else if (backend == "gil") {
+      sum = run_on<pool::GilThreadPool>("threads", ncores, n, method);
     } else {
-      const auto intervals = examples::partition(n, ncores);
-      std::cout << "running with " << ncores << " processes over "
-                << examples::format_intervals(intervals) << std::endl;
-      pool::ProcessPool workers(ncores);
-      const std::vector<double> partial_sums = workers.map(partial_sum, intervals);
-      sum = std::accumulate(partial_sums.begin(), partial_sums.end(), 0.0);
+      sum = run_on<pool::FreeThreadPool>("threads", ncores, n, method);
     }
   } catch (const std::exception& error) {
     std::cerr << program << ": " << error.what() << "\n";

@@ -1,10 +1,17 @@
-// The one header users include: every pool, pool::range, and the errors pools throw.
+// The one header users include: every pool, pool::range, pool::gil, and the errors pools throw.
 #ifndef POOL_POOL_H_
 #define POOL_POOL_H_
 
 #include "pool/cpus.h"
 #include "pool/errors.h"
+#include "pool/gil.h"
+#include "pool/pool_concept.h"
 #include "pool/process_pool.h"
 #include "pool/range.h"
+#include "pool/thread_pools.h"
+
+static_assert(pool::Pool<pool::ProcessPool> && pool::Pool<pool::GilThreadPool> &&
+                  pool::Pool<pool::FreeThreadPool>,
+              "every pool offers the same calls");
 
 #endif  // POOL_POOL_H_

@@ -6,7 +6,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <cxxabi.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include <thread>
 
 #include "pool/detail/serialization.h"
+#include "pool/detail/task_failure.h"
 #include "pool/errors.h"
 
 namespace pool::detail {
@@ -85,31 +85,6 @@ int reap(pid_t pid, std::chrono::milliseconds grace) {
   return status;
 }
 
-struct EncodedFailure {
-  std::int64_t index = 0;
-  std::string type;
-  std::string message;
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(index, type, message);
-  }
-};
-
-EncodedFailure describe(std::int64_t index, std::exception_ptr error) {
-  EncodedFailure failure{index, {}, {}};
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    failure.type = demangle(typeid(e).name());
-    failure.message = e.what();
-  } catch (...) {
-    const std::type_info* type = abi::__cxa_current_exception_type();
-    failure.type = type != nullptr ? demangle(type->name()) : "unknown";
-    failure.message = "(not derived from std::exception)";
-  }
-  return failure;
-}
-
 }  // namespace
 
 ProcessPoolCore::ProcessPoolCore(int workers, bool allow_fork_with_threads)
@@ -119,7 +94,12 @@ ProcessPoolCore::ProcessPoolCore(int workers, bool allow_fork_with_threads)
                                 std::to_string(workers));
   }
   if (!allow_fork_with_threads) {
-    const int threads = threads_in_this_process();
+    int threads = threads_in_this_process();
+    // A thread that was just joined can stay listed for a moment while the kernel tears it down.
+    for (int retry = 0; threads > 1 && retry < 20; ++retry) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      threads = threads_in_this_process();
+    }
     if (threads > 1) {
       throw std::logic_error(
           "pool: this process already runs " + std::to_string(threads) +
@@ -206,7 +186,7 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
       grow_results_in_worker(index, fd, bytes, results);
     });
     auto fail = [&](std::int64_t item, std::exception_ptr error) {
-      const EncodedFailure failure = describe(item, std::move(error));
+      const TaskFailure failure = TaskFailure::capture(item, std::move(error));
       std::ostream stream(&results);
       const std::size_t start = results.position();
       {
@@ -431,18 +411,18 @@ void ProcessPoolCore::throw_failure() {
     throw WorkerDied(death.task_index, death.pid, death.wait_status);
   }
   if (protocol_error_) throw std::runtime_error(*std::exchange(protocol_error_, std::nullopt));
-  std::optional<EncodedFailure> first;
+  std::optional<TaskFailure> first;
   for (std::uint32_t i = 0; i < workers_.size(); ++i) {
     for (const auto& [offset, size] : workers_[i].failures) {
       MemoryReadBuffer buffer(workers_[i].results.data() + offset, size);
       std::istream stream(&buffer);
       cereal::BinaryInputArchive archive(stream);
-      EncodedFailure failure;
+      TaskFailure failure;
       archive(failure);
       if (!first || failure.index < first->index) first = std::move(failure);
     }
   }
-  if (first) throw TaskError(first->index, std::move(first->type), std::move(first->message));
+  if (first) throw first->to_error();
 }
 
 const std::byte* ProcessPoolCore::results_of(std::uint32_t worker, std::uint64_t offset,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The slow_series binary: its output lines, and a one-line error with exit status 2 for bad flags.
+# The example binaries as a user runs them: their output lines, and a one-line error with exit
+# status 2 for bad flags.
 set -u
 bin=examples/slow_series
 failures=0
@@ -10,11 +11,11 @@ check() {  # name, condition...
   shift
   if "$@"; then
     echo "[       OK ] $name"
-    cases+="<testcase name=\"$name\" classname=\"SlowSeriesCli\"/>"
+    cases+="<testcase name=\"$name\" classname=\"ExamplesCli\"/>"
   else
     echo "[  FAILED  ] $name"
     failures=$((failures + 1))
-    cases+="<testcase name=\"$name\" classname=\"SlowSeriesCli\"><failure message=\"failed\"/></testcase>"
+    cases+="<testcase name=\"$name\" classname=\"ExamplesCli\"><failure message=\"failed\"/></testcase>"
   fi
 }
 
@@ -25,6 +26,12 @@ check PrintsTheSum grep -qE '^sum = 11\.01565184987' <<<"$out"
 
 serial=$($bin --n 1000000 --backend serial)
 check SerialBackendGivesTheSameSum grep -qE '^sum = 11\.01565184987' <<<"$serial"
+
+for backend in gil free; do
+  threads=$($bin --n 1000000 --ncores 2 --backend $backend)
+  check "${backend}BackendRunsOnThreads" grep -qx 'running with 2 threads over \[(1, 500000), (500001, 1000000)\]' <<<"$threads"
+  check "${backend}BackendGivesTheSameSum" grep -qE '^sum = 11\.01565184987' <<<"$threads"
+done
 
 for bad in "--ncores 0" "--ncores -3" "--ncores abc" "--n 0" "--method roman" "--backend gpu" "--nonsense"; do
   err=$($bin $bad 2>&1 >/dev/null)
@@ -37,8 +44,16 @@ help=$($bin --help)
 check HelpListsEveryFlag bash -c 'for f in --ncores --n --method --backend; do grep -q -- "$f" <<<"$0" || exit 1; done' "$help"
 
 if [ -n "${XML_OUTPUT_FILE:-}" ]; then
-  printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testsuite name="SlowSeriesCli">%s</testsuite></testsuites>\n' \
+  printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testsuite name="ExamplesCli">%s</testsuite></testsuites>\n' \
     "$cases" >"$XML_OUTPUT_FILE"
 fi
+table=$(examples/threads_vs_processes --ncores 1,2 --n 200000 --repeat 1)
+check ThreadsVsProcessesPrintsAColumnPerCoreCount grep -qF '| backend \ ncores | 1 | 2 |' <<<"$table"
+for backend in process gil free; do
+  check "ThreadsVsProcessesHasA${backend}Row" test "$(grep -cE "^\| $backend \| [0-9.]+ \| [0-9.]+ \|$" <<<"$table")" -eq 3
+done
+examples/threads_vs_processes --ncores 1,0 >/dev/null 2>&1
+check ThreadsVsProcessesRejectsAZeroCoreCount test $? -eq 2
+
 echo "$failures failed"
 [ "$failures" -eq 0 ]

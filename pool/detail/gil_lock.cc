@@ -1,0 +1,78 @@
+#include "pool/detail/gil_lock.h"
+
+#include <thread>
+
+#include "pool/gil.h"
+
+namespace pool::detail {
+
+GilLock*& GilLock::current() {
+  thread_local GilLock* lock = nullptr;
+  return lock;
+}
+
+void GilLock::take(std::unique_lock<std::mutex>& guard) {
+  waiting_.fetch_add(1, std::memory_order_relaxed);
+  changed_.wait(guard, [this] { return !held_; });
+  waiting_.fetch_sub(1, std::memory_order_relaxed);
+  held_ = true;
+  switches_.fetch_add(1, std::memory_order_relaxed);
+  acquired_at_ = std::chrono::steady_clock::now();
+}
+
+void GilLock::acquire() {
+  std::unique_lock<std::mutex> guard(mutex_);
+  take(guard);
+}
+
+void GilLock::release() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    held_ = false;
+  }
+  changed_.notify_all();
+}
+
+void GilLock::hand_over() {
+  std::unique_lock<std::mutex> guard(mutex_);
+  const std::uint64_t before = switches_.load(std::memory_order_relaxed);
+  held_ = false;
+  changed_.notify_all();
+  // Forced switching: wait until a waiter took the lock, so this thread cannot win it right back.
+  changed_.wait(guard, [&] {
+    return switches_.load(std::memory_order_relaxed) != before ||
+           waiting_.load(std::memory_order_relaxed) == 0;
+  });
+  take(guard);
+}
+
+}  // namespace pool::detail
+
+namespace pool::gil {
+
+void checkpoint() {
+  if (detail::GilLock* lock = detail::GilLock::current()) lock->checkpoint();
+}
+
+bool held_by_this_thread() { return detail::GilLock::current() != nullptr; }
+
+void sleep_for(std::chrono::nanoseconds duration) {
+  Released released;
+  std::this_thread::sleep_for(duration);
+}
+
+Released::Released() : lock_(detail::GilLock::current()) {
+  if (lock_ != nullptr) {
+    detail::GilLock::current() = nullptr;  // nested scopes and checkpoints see no lock
+    lock_->release();
+  }
+}
+
+Released::~Released() {
+  if (lock_ != nullptr) {
+    lock_->acquire();
+    detail::GilLock::current() = lock_;
+  }
+}
+
+}  // namespace pool::gil
