@@ -7,7 +7,9 @@
 // - Workers are forked once, in the constructor, and replaced when one dies. Create the pool
 //   before the process starts threads: fork() copies only the calling thread, and any mutex
 //   another thread held stays locked forever in the workers. The constructor refuses to fork when
-//   other threads exist, unless ProcessPoolOptions::allow_fork_with_threads is set.
+//   other threads exist, unless ProcessPoolOptions::allow_fork_with_threads is set. A worker that
+//   dies is replaced by a fork at the next call, so a pool whose process started threads later
+//   (a thread pool, OpenMP) forks in a threaded process then: destroy such threads first.
 // - A task function may be a function pointer, a lambda or a function object. It runs in another
 //   process, so its state is copied there: it must be trivially copyable (a lambda capturing
 //   numbers by value) or serializable with cereal (a struct with serialize()). Do not capture by

@@ -119,11 +119,20 @@ ProcessPoolCore::ProcessPoolCore(int workers, bool allow_fork_with_threads)
 
   sigchld_.add(SIGCHLD);
   arm_sigchld();
-  for (std::uint32_t i = 0; i < count; ++i) spawn(i);
+  try {
+    for (std::uint32_t i = 0; i < count; ++i) spawn(i);
+  } catch (...) {
+    stop_workers();  // the destructor will not run: reap the ones already forked
+    throw;
+  }
 }
 
 ProcessPoolCore::~ProcessPoolCore() {
   if (::getpid() != owner_) return;
+  stop_workers();
+}
+
+void ProcessPoolCore::stop_workers() {
   // EOF on its socket tells an idle worker to exit; one stuck in a task is killed after a grace.
   for (auto& worker : workers_) {
     if (worker.alive) close_channel(worker);

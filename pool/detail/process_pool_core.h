@@ -65,6 +65,7 @@ class ProcessPoolCore {
 
   void spawn(std::uint32_t index);
   void respawn_dead();
+  void stop_workers();
   [[noreturn]] void serve(std::uint32_t index, int fd);
   void grow_results_in_worker(std::uint32_t index, int fd, std::size_t bytes,
                               ResultBuffer& buffer);
