@@ -45,7 +45,8 @@ std::string format_intervals(const std::vector<Interval>& intervals) {
   std::string text = "[";
   for (std::size_t i = 0; i < intervals.size(); ++i) {
     if (i > 0) text += ", ";
-    text += "(" + std::to_string(intervals[i].first) + ", " + std::to_string(intervals[i].second) + ")";
+    text +=
+        "(" + std::to_string(intervals[i].first) + ", " + std::to_string(intervals[i].second) + ")";
   }
   return text + "]";
 }

@@ -33,21 +33,21 @@ double run_on(const char* workers_are, int ncores, std::int64_t n, DigitMethod m
 int main(int argc, char** argv) {
   const std::string program = "slow_series";
   po::options_description options("Options");
-  options.add_options()
-      ("ncores", po::value<std::string>()->default_value(std::to_string(pool::available_cpus())),
-       "workers (default: the CPUs this process may use)")
-      ("n", po::value<std::string>()->default_value("100000000"), "sum the terms k = 1..n")
-      ("method", po::value<std::string>()->default_value("integer"),
-       "digit test: integer (a digit loop) or string (to_string + find, as in Python)")
-      ("backend", po::value<std::string>()->default_value("process"),
-       "process (worker processes), gil (threads sharing one lock, like CPython), "
-       "free (free threads, like Python 3.13t) or serial");
-  const auto flags = examples::parse_flags(
-      argc, argv,
-      "Usage: slow_series [--ncores N] [--n N] [--method integer|string] "
-      "[--backend process|gil|free|serial]\n"
-      "Sum of 1/k for k = 1..n, skipping k whose digits contain a 9",
-      options);
+  options.add_options()(
+      "ncores", po::value<std::string>()->default_value(std::to_string(pool::available_cpus())),
+      "workers (default: the CPUs this process may use)")(
+      "n", po::value<std::string>()->default_value("100000000"), "sum the terms k = 1..n")(
+      "method", po::value<std::string>()->default_value("integer"),
+      "digit test: integer (a digit loop) or string (to_string + find, as in Python)")(
+      "backend", po::value<std::string>()->default_value("process"),
+      "process (worker processes), gil (threads sharing one lock, like CPython), "
+      "free (free threads, like Python 3.13t) or serial");
+  const auto flags =
+      examples::parse_flags(argc, argv,
+                            "Usage: slow_series [--ncores N] [--n N] [--method integer|string] "
+                            "[--backend process|gil|free|serial]\n"
+                            "Sum of 1/k for k = 1..n, skipping k whose digits contain a 9",
+                            options);
   const int ncores = static_cast<int>(
       examples::parse_at_least(program, "ncores", flags["ncores"].as<std::string>(), 1));
   const std::int64_t n = examples::parse_at_least(program, "n", flags["n"].as<std::string>(), 1);

@@ -67,16 +67,18 @@ void print_table(const char* title, const std::vector<std::string>& backends,
 int main(int argc, char** argv) {
   const std::string program = "threads_vs_processes";
   po::options_description options("Options");
-  options.add_options()
-      ("ncores", po::value<std::string>()->default_value("1,2,4"), "comma-separated core counts")
-      ("n", po::value<std::string>()->default_value("100000000"), "sum the terms k = 1..n")
-      ("repeat", po::value<std::string>()->default_value("3"), "runs per cell; the median is shown")
-      ("method", po::value<std::string>()->default_value("integer"), "integer or string");
-  const auto flags = examples::parse_flags(
-      argc, argv, "Usage: threads_vs_processes [--ncores 1,2,4] [--n N] [--repeat R]\n"
-                  "The slow series on processes, GIL threads and free threads", options);
-  const auto ncores = examples::parse_list_at_least(program, "ncores",
-                                                    flags["ncores"].as<std::string>(), 1);
+  options.add_options()("ncores", po::value<std::string>()->default_value("1,2,4"),
+                        "comma-separated core counts")(
+      "n", po::value<std::string>()->default_value("100000000"), "sum the terms k = 1..n")(
+      "repeat", po::value<std::string>()->default_value("3"), "runs per cell; the median is shown")(
+      "method", po::value<std::string>()->default_value("integer"), "integer or string");
+  const auto flags =
+      examples::parse_flags(argc, argv,
+                            "Usage: threads_vs_processes [--ncores 1,2,4] [--n N] [--repeat R]\n"
+                            "The slow series on processes, GIL threads and free threads",
+                            options);
+  const auto ncores =
+      examples::parse_list_at_least(program, "ncores", flags["ncores"].as<std::string>(), 1);
   const std::int64_t n = examples::parse_at_least(program, "n", flags["n"].as<std::string>(), 1);
   const int repeat = static_cast<int>(
       examples::parse_at_least(program, "repeat", flags["repeat"].as<std::string>(), 1));
@@ -109,9 +111,12 @@ int main(int argc, char** argv) {
         std::vector<double> runs;
         for (int r = 0; r < repeat; ++r) {
           // Thread pools are destroyed before the next process pool forks.
-          if (backend == "process") runs.push_back(seconds_on_pool<pool::ProcessPool>(c, n, method, expected));
-          if (backend == "gil") runs.push_back(seconds_on_pool<pool::GilThreadPool>(c, n, method, expected));
-          if (backend == "free") runs.push_back(seconds_on_pool<pool::FreeThreadPool>(c, n, method, expected));
+          if (backend == "process")
+            runs.push_back(seconds_on_pool<pool::ProcessPool>(c, n, method, expected));
+          if (backend == "gil")
+            runs.push_back(seconds_on_pool<pool::GilThreadPool>(c, n, method, expected));
+          if (backend == "free")
+            runs.push_back(seconds_on_pool<pool::FreeThreadPool>(c, n, method, expected));
         }
         const double t = median(runs);
         seconds[backend].push_back(t);

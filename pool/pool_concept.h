@@ -1,7 +1,8 @@
 // pool::Pool: what code written once against "a pool" may use, satisfied by ProcessPool,
 // GilThreadPool and FreeThreadPool alike.
 //
-//   template <pool::Pool P> double slow_sum(P& workers, std::int64_t n) { ... workers.map(...) ... }
+//   template <pool::Pool P> double slow_sum(P& workers, std::int64_t n) { ... workers.map(...) ...
+//   }
 #ifndef POOL_POOL_CONCEPT_H_
 #define POOL_POOL_CONCEPT_H_
 

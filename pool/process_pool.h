@@ -1,7 +1,8 @@
 // pool::ProcessPool: Python's multiprocessing.Pool for C++, on forked worker processes.
 //
 //   pool::ProcessPool workers(4);
-//   std::vector<double> roots = workers.map([](int x) { return std::sqrt(x); }, pool::range(0, 1000));
+//   std::vector<double> roots = workers.map([](int x) { return std::sqrt(x); }, pool::range(0,
+//   1000));
 //
 // Contract
 // - Workers are forked once, in the constructor, and replaced when one dies. Create the pool
@@ -95,8 +96,8 @@ std::vector<MapResult<F, Inputs>> ProcessPool::map(F&& f, const Inputs& inputs,
   static_assert(Types::kLazyRange || detail::kTransferable<Item>,
                 "ProcessPool::map: input items must be trivially copyable or cereal-serializable");
   static_assert(!std::is_void_v<Result>, "ProcessPool::map: the task function must return a value");
-  static_assert(detail::kTransferable<Result> && (Types::kResultInPlace ||
-                                                  std::is_default_constructible_v<Result>),
+  static_assert(detail::kTransferable<Result> &&
+                    (Types::kResultInPlace || std::is_default_constructible_v<Result>),
                 "ProcessPool::map: results must be trivially copyable, or default-constructible "
                 "and cereal-serializable");
   if (!core_) throw std::logic_error("pool: this ProcessPool was moved from");

@@ -33,12 +33,32 @@ class Range {
     explicit iterator(Int value) : value_(value) {}
     Int operator*() const { return value_; }
     Int operator[](difference_type n) const { return static_cast<Int>(value_ + n); }
-    iterator& operator++() { ++value_; return *this; }
-    iterator operator++(int) { iterator old = *this; ++value_; return old; }
-    iterator& operator--() { --value_; return *this; }
-    iterator operator--(int) { iterator old = *this; --value_; return old; }
-    iterator& operator+=(difference_type n) { value_ = static_cast<Int>(value_ + n); return *this; }
-    iterator& operator-=(difference_type n) { value_ = static_cast<Int>(value_ - n); return *this; }
+    iterator& operator++() {
+      ++value_;
+      return *this;
+    }
+    iterator operator++(int) {
+      iterator old = *this;
+      ++value_;
+      return old;
+    }
+    iterator& operator--() {
+      --value_;
+      return *this;
+    }
+    iterator operator--(int) {
+      iterator old = *this;
+      --value_;
+      return old;
+    }
+    iterator& operator+=(difference_type n) {
+      value_ = static_cast<Int>(value_ + n);
+      return *this;
+    }
+    iterator& operator-=(difference_type n) {
+      value_ = static_cast<Int>(value_ - n);
+      return *this;
+    }
     friend iterator operator+(iterator it, difference_type n) { return it += n; }
     friend iterator operator+(difference_type n, iterator it) { return it += n; }
     friend iterator operator-(iterator it, difference_type n) { return it -= n; }

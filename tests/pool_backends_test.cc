@@ -23,7 +23,7 @@ using examples::DigitMethod;
 struct OverlapMeter {
   std::atomic<int> inside{0};
   std::atomic<int> most{0};
-  std::atomic<int> started{0};   // tasks begun but not finished
+  std::atomic<int> started{0};  // tasks begun but not finished
   std::atomic<int> most_started{0};
 
   static void raise_to(std::atomic<int>& most, int value) {
@@ -115,10 +115,12 @@ TYPED_TEST(EveryPool, KeepsInputOrderForEveryChunksize) {
   TypeParam workers(3);
   std::vector<int> inputs(1000);
   std::iota(inputs.begin(), inputs.end(), 0);
-  for (std::size_t chunksize : {std::size_t{1}, std::size_t{7}, std::size_t{0}, std::size_t{5000}}) {
+  for (std::size_t chunksize :
+       {std::size_t{1}, std::size_t{7}, std::size_t{0}, std::size_t{5000}}) {
     const auto out = workers.map([](int x) { return std::to_string(x); }, inputs, chunksize);
     ASSERT_EQ(out.size(), inputs.size());
-    for (int i = 0; i < 1000; ++i) ASSERT_EQ(out[i], std::to_string(i)) << "chunksize " << chunksize;
+    for (int i = 0; i < 1000; ++i)
+      ASSERT_EQ(out[i], std::to_string(i)) << "chunksize " << chunksize;
   }
   EXPECT_TRUE(workers.map([](long x) { return x; }, pool::range(0L, 0L)).empty());
 }
@@ -202,8 +204,8 @@ TEST_F(FreeThreadPoolTest, CpuSectionsOverlapOnTwoThreads) {
   pool::FreeThreadPool workers(2);
   workers.map(SpinningTask{meter.get(), 50}, pool::range(0, 4), 1);
   EXPECT_EQ(meter.get()->most.load(), 2);
-  const auto held = workers.map([](int) { return pool::gil::held_by_this_thread(); },
-                                pool::range(0, 2));
+  const auto held =
+      workers.map([](int) { return pool::gil::held_by_this_thread(); }, pool::range(0, 2));
   EXPECT_EQ(held, (std::vector<bool>{false, false}));
 }
 

@@ -83,8 +83,8 @@ TEST_F(ProcessPoolFailure, WorkerKilledMidMapGivesWorkerDiedAndTheNextMapSucceed
     EXPECT_NE(std::string(died.what()).find("task 5"), std::string::npos) << died.what();
   }
   EXPECT_EQ(workers.size(), 2);
-  const auto pids = workers.map([](int) { return static_cast<int>(::getpid()); },
-                                pool::range(0, 100), 1);
+  const auto pids =
+      workers.map([](int) { return static_cast<int>(::getpid()); }, pool::range(0, 100), 1);
   EXPECT_EQ(pids.size(), 100u);
   EXPECT_EQ(workers.map([](int x) { return 2 * x; }, pool::range(0, 5)),
             (std::vector<int>{0, 2, 4, 6, 8}));
@@ -109,7 +109,8 @@ TEST_F(ProcessPoolFailure, WorkerThatExitsMidMapGivesWorkerDiedWithItsStatus) {
 
 TEST_F(ProcessPoolFailure, ReplacesAWorkerThatDiedBetweenCalls) {
   pool::ProcessPool workers(1);
-  const int pid = workers.map([](int) { return static_cast<int>(::getpid()); }, pool::range(0, 1))[0];
+  const int pid =
+      workers.map([](int) { return static_cast<int>(::getpid()); }, pool::range(0, 1))[0];
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   // The death is noticed and the worker replaced before the next call is dispatched (or, if the
   // kill races with the dispatch, the call reports it); the call after that always works.

@@ -43,11 +43,11 @@ TEST_F(ProcessPoolLifecycle, ReapsEveryWorkerAndRemovesSharedMemoryOnDestruction
   {
     pool::ProcessPool workers(2);
     // Outgrow the initial arena and result buffers, so named segments are created too.
-    const auto big = workers.map([](long k) { return static_cast<double>(k); },
-                                 pool::range(0L, 2'000'000L));
+    const auto big =
+        workers.map([](long k) { return static_cast<double>(k); }, pool::range(0L, 2'000'000L));
     ASSERT_EQ(big.size(), 2'000'000u);
-    const auto text = workers.map([](int) { return std::string(300'000, 'z'); },
-                                  pool::range(0, 20), 5);
+    const auto text =
+        workers.map([](int) { return std::string(300'000, 'z'); }, pool::range(0, 20), 5);
     ASSERT_EQ(text.size(), 20u);
     EXPECT_EQ(pool::testing::child_processes().size(), 2u);
     // Every named segment is unlinked as soon as every worker mapped it.
@@ -73,8 +73,8 @@ TEST_F(ProcessPoolLifecycle, WorkersExitWhenTheParentIsKilled) {
     // An intermediate parent that owns a pool, reports a worker's pid, then waits to be killed.
     ::close(report[0]);
     pool::ProcessPool workers(1);
-    const int worker = workers.map([](int) { return static_cast<int>(::getpid()); },
-                                   pool::range(0, 1))[0];
+    const int worker =
+        workers.map([](int) { return static_cast<int>(::getpid()); }, pool::range(0, 1))[0];
     (void)!::write(report[1], &worker, sizeof(worker));
     ::pause();
     ::_exit(0);

@@ -72,7 +72,7 @@ TEST_F(ProcessPoolMap, TakesAndReturnsStrings) {
       },
       words);
   EXPECT_EQ(shouted, (std::vector<std::string>{"!", "POOL!", "MULTIPROCESSING!",
-                                                std::string(5000, 'X') + "!"}));
+                                               std::string(5000, 'X') + "!"}));
 }
 
 TEST_F(ProcessPoolMap, CarriesStructsWithCerealSerializeBothWays) {
@@ -86,7 +86,10 @@ TEST_F(ProcessPoolMap, CarriesStructsWithCerealSerializeBothWays) {
   for (int i = 0; i < 20; ++i) EXPECT_DOUBLE_EQ(norms[i], 2.0 * 3.0 * i);
 
   const auto renamed = workers.map(
-      [](const Particle& p) { return Particle{p.name + "'", {p.position.back()}}; }, particles);
+      [](const Particle& p) {
+        return Particle{p.name + "'", {p.position.back()}};
+      },
+      particles);
   for (int i = 0; i < 20; ++i) {
     EXPECT_EQ(renamed[i], (Particle{"p" + std::to_string(i) + "'", {2.0 * i}}));
   }
@@ -96,8 +99,8 @@ TEST_F(ProcessPoolMap, CopiesLambdaCapturesIntoTheWorkers) {
   pool::ProcessPool workers(2);
   const long offset = 1000;
   const double factor = 0.5;
-  const auto out = workers.map([offset, factor](long x) { return factor * (x + offset); },
-                               pool::range(0, 10));
+  const auto out =
+      workers.map([offset, factor](long x) { return factor * (x + offset); }, pool::range(0, 10));
   for (long x = 0; x < 10; ++x) EXPECT_DOUBLE_EQ(out[x], 0.5 * (x + 1000));
 }
 
@@ -105,7 +108,8 @@ TEST_F(ProcessPoolMap, KeepsInputOrderForEveryChunksize) {
   pool::ProcessPool workers(3);
   std::vector<int> inputs(1001);
   std::iota(inputs.begin(), inputs.end(), 0);
-  for (std::size_t chunksize : {std::size_t{1}, std::size_t{7}, std::size_t{0}, std::size_t{5000}}) {
+  for (std::size_t chunksize :
+       {std::size_t{1}, std::size_t{7}, std::size_t{0}, std::size_t{5000}}) {
     const auto out = workers.map([](int x) { return 3 * x + 1; }, inputs, chunksize);
     ASSERT_EQ(out.size(), inputs.size()) << "chunksize " << chunksize;
     for (int i = 0; i <= 1000; ++i) ASSERT_EQ(out[i], 3 * i + 1) << "chunksize " << chunksize;
@@ -114,9 +118,10 @@ TEST_F(ProcessPoolMap, KeepsInputOrderForEveryChunksize) {
 
 TEST_F(ProcessPoolMap, KeepsOrderOfSerializedResultsForEveryChunksize) {
   pool::ProcessPool workers(2);
-  for (std::size_t chunksize : {std::size_t{1}, std::size_t{7}, std::size_t{0}, std::size_t{5000}}) {
-    const auto out = workers.map([](int x) { return std::to_string(x); }, pool::range(0, 500),
-                                 chunksize);
+  for (std::size_t chunksize :
+       {std::size_t{1}, std::size_t{7}, std::size_t{0}, std::size_t{5000}}) {
+    const auto out =
+        workers.map([](int x) { return std::to_string(x); }, pool::range(0, 500), chunksize);
     ASSERT_EQ(out.size(), 500u);
     for (int i = 0; i < 500; ++i) ASSERT_EQ(out[i], std::to_string(i)) << "chunksize " << chunksize;
   }
@@ -142,8 +147,8 @@ TEST_F(ProcessPoolMap, MapsALazyRangeWithoutMaterializingIt) {
   const auto out = workers.map([](long long k) { return k * k; }, pool::range(-3LL, 4LL));
   EXPECT_EQ(out, (std::vector<long long>{9, 4, 1, 0, 1, 4, 9}));
   // 10^7 items travel as chunk bounds; only the results take memory.
-  const auto big = workers.map([](long k) { return static_cast<int>(k % 7); },
-                               pool::range(0L, 10'000'000L));
+  const auto big =
+      workers.map([](long k) { return static_cast<int>(k % 7); }, pool::range(0L, 10'000'000L));
   ASSERT_EQ(big.size(), 10'000'000u);
   EXPECT_EQ(big[9'999'999], 9'999'999 % 7);
   EXPECT_EQ(std::accumulate(big.begin(), big.end(), 0L), 29'999'994L);
@@ -163,8 +168,9 @@ TEST_F(ProcessPoolMap, ReturnsResultsLargerThanAPage) {
     EXPECT_EQ(blocks[seed].values[1023], seed * 10000 + 1023);
   }
   // Serialized results that outgrow every worker's initial result buffer (1 MiB).
-  const auto pages = workers.map([](int i) { return std::string(100'000, static_cast<char>('a' + i % 26)); },
-                                 pool::range(0, 100), 10);
+  const auto pages =
+      workers.map([](int i) { return std::string(100'000, static_cast<char>('a' + i % 26)); },
+                  pool::range(0, 100), 10);
   for (int i = 0; i < 100; ++i) {
     ASSERT_EQ(pages[i].size(), 100'000u);
     EXPECT_EQ(pages[i].front(), 'a' + i % 26);
@@ -174,13 +180,14 @@ TEST_F(ProcessPoolMap, ReturnsResultsLargerThanAPage) {
 
 TEST_F(ProcessPoolMap, RunsTasksInWorkerProcesses) {
   pool::ProcessPool workers(2);
-  const auto pids = workers.map([](int) { return static_cast<int>(::getpid()); }, pool::range(0, 200), 1);
+  const auto pids =
+      workers.map([](int) { return static_cast<int>(::getpid()); }, pool::range(0, 200), 1);
   for (int pid : pids) EXPECT_NE(pid, ::getpid());
 }
 
 TEST_F(ProcessPoolMap, UsesDefaultChunksizeOfPython) {
-  EXPECT_EQ(pool::detail::default_chunksize(100, 4), 7u);   // divmod(100, 16) = (6, 4) -> 7
-  EXPECT_EQ(pool::detail::default_chunksize(32, 4), 2u);    // exact: no round-up
+  EXPECT_EQ(pool::detail::default_chunksize(100, 4), 7u);  // divmod(100, 16) = (6, 4) -> 7
+  EXPECT_EQ(pool::detail::default_chunksize(32, 4), 2u);   // exact: no round-up
   EXPECT_EQ(pool::detail::default_chunksize(3, 2), 1u);
   EXPECT_EQ(pool::detail::default_chunksize(0, 2), 1u);
 }

@@ -37,8 +37,8 @@ TEST_F(SlowSeries, ProcessPoolSumEqualsTheSerialSumOnOneTwoAndThreeWorkers) {
   ASSERT_GT(serial, 10.0);
   for (int ncores : {1, 2, 3}) {
     pool::ProcessPool workers(ncores);
-    const auto partial = workers.map(examples::PartialSum{DigitMethod::kInteger},
-                                     examples::partition(kN, ncores));
+    const auto partial =
+        workers.map(examples::PartialSum{DigitMethod::kInteger}, examples::partition(kN, ncores));
     ASSERT_EQ(partial.size(), static_cast<std::size_t>(ncores));
     const double sum = std::accumulate(partial.begin(), partial.end(), 0.0);
     EXPECT_NEAR(sum, serial, 1e-12 * serial) << ncores << " workers";
@@ -47,10 +47,10 @@ TEST_F(SlowSeries, ProcessPoolSumEqualsTheSerialSumOnOneTwoAndThreeWorkers) {
 
 TEST_F(SlowSeries, StringAndIntegerMethodsAgree) {
   pool::ProcessPool workers(2);
-  const auto by_integer = workers.map(examples::PartialSum{DigitMethod::kInteger},
-                                      examples::partition(100'000, 2));
-  const auto by_string = workers.map(examples::PartialSum{DigitMethod::kString},
-                                     examples::partition(100'000, 2));
+  const auto by_integer =
+      workers.map(examples::PartialSum{DigitMethod::kInteger}, examples::partition(100'000, 2));
+  const auto by_string =
+      workers.map(examples::PartialSum{DigitMethod::kString}, examples::partition(100'000, 2));
   EXPECT_EQ(by_integer, by_string);
 }
 

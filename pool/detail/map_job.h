@@ -79,7 +79,8 @@ void run_map_job(WorkerContext& context) {
             store(std::invoke(function, item));
           }
         } else {
-          Decoder<Item> arguments(arena + arg_index[chunk], arg_index[chunk + 1] - arg_index[chunk]);
+          Decoder<Item> arguments(arena + arg_index[chunk],
+                                  arg_index[chunk + 1] - arg_index[chunk]);
           for (; i < end; ++i) {
             context.set_current_item(static_cast<std::int64_t>(i));
             Item item = arguments.next();

@@ -2,9 +2,9 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,8 +74,10 @@ int reap(pid_t pid, std::chrono::milliseconds grace) {
   } else if (::waitpid(pid, &status, WNOHANG) == 0) {
     // No pidfd (kernel before 5.3): give it a moment, then stop it.
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (::waitpid(pid, &status, WNOHANG) == 0) ::kill(pid, SIGKILL);
-    else return status;
+    if (::waitpid(pid, &status, WNOHANG) == 0)
+      ::kill(pid, SIGKILL);
+    else
+      return status;
   } else {
     return status;
   }
@@ -191,9 +193,8 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
   try {
     WorkerSlot& slot = control_->slots()[index];
     Worker& self = workers_[index];
-    ResultBuffer results([&](std::size_t bytes) {
-      grow_results_in_worker(index, fd, bytes, results);
-    });
+    ResultBuffer results(
+        [&](std::size_t bytes) { grow_results_in_worker(index, fd, bytes, results); });
     auto fail = [&](std::int64_t item, std::exception_ptr error) {
       const TaskFailure failure = TaskFailure::capture(item, std::move(error));
       std::ostream stream(&results);
@@ -202,8 +203,8 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
         cereal::BinaryOutputArchive archive(stream);
         archive(failure);
       }
-      write_message(fd, make_message(MessageType::kTaskFailed, index, 0, start,
-                                     results.position() - start));
+      write_message(
+          fd, make_message(MessageType::kTaskFailed, index, 0, start, results.position() - start));
     };
     Message message{};
     while (read_message(fd, message)) {
@@ -373,8 +374,8 @@ std::byte* ProcessPoolCore::reserve_arena(std::size_t bytes) {
   io_.restart();
   for (std::uint32_t i = 0; i < workers_.size(); ++i) {
     if (!workers_[i].alive) continue;
-    if (send(i, make_message(MessageType::kMapArena, i, 0, larger.size(), 0,
-                             larger.name().c_str()))) {
+    if (send(i,
+             make_message(MessageType::kMapArena, i, 0, larger.size(), 0, larger.name().c_str()))) {
       workers_[i].awaiting_arena_ack = true;
       ++arena_acks_pending_;
     }

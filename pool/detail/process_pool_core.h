@@ -42,14 +42,13 @@ class ProcessPoolCore {
 
   // `size` bytes at `offset` of a worker's result buffer, as written during the last run().
   // Throws std::runtime_error when the span lies outside the buffer.
-  const std::byte* results_of(std::uint32_t worker, std::uint64_t offset,
-                              std::uint64_t size) const;
+  const std::byte* results_of(std::uint32_t worker, std::uint64_t offset, std::uint64_t size) const;
 
  private:
   struct Worker {
     pid_t pid = -1;
     bool alive = false;
-    bool busy = false;              // has not finished the current job
+    bool busy = false;  // has not finished the current job
     bool awaiting_arena_ack = false;
     std::unique_ptr<boost::asio::posix::stream_descriptor> channel;
     Message inbox{};
@@ -67,8 +66,7 @@ class ProcessPoolCore {
   void respawn_dead();
   void stop_workers();
   [[noreturn]] void serve(std::uint32_t index, int fd);
-  void grow_results_in_worker(std::uint32_t index, int fd, std::size_t bytes,
-                              ResultBuffer& buffer);
+  void grow_results_in_worker(std::uint32_t index, int fd, std::size_t bytes, ResultBuffer& buffer);
 
   void arm_read(std::uint32_t index);
   void arm_sigchld();

@@ -22,8 +22,8 @@ struct JobDescriptor {
   std::uint64_t n_items = 0;
   std::uint64_t chunksize = 1;
   std::uint64_t n_chunks = 0;
-  std::int64_t range_first = 0;        // first value of a pool::range input
-  std::uint64_t function_offset = 0;   // the encoded task function
+  std::int64_t range_first = 0;       // first value of a pool::range input
+  std::uint64_t function_offset = 0;  // the encoded task function
   std::uint64_t function_size = 0;
   std::uint64_t arg_index_offset = 0;  // n_chunks + 1 offsets of encoded chunk arguments
   std::uint64_t result_offset = 0;     // trivially copyable results, one slot per item
@@ -74,10 +74,10 @@ enum class MessageType : std::uint32_t {
   kMapArena = 2,  // name, a = size: map this segment as the new arena, then ack with kMapped
   kMapSpill = 3,  // name, a = size: move your result buffer into this segment, then ack
   // worker -> parent
-  kJobDone = 16,    // seq: no more chunks for this worker
-  kTaskFailed = 17, // a = offset, b = size of the encoded failure in the worker's result buffer
-  kNeedSpill = 18,  // a = bytes the result buffer must hold
-  kMapped = 19,     // the last kMapArena / kMapSpill is mapped
+  kJobDone = 16,     // seq: no more chunks for this worker
+  kTaskFailed = 17,  // a = offset, b = size of the encoded failure in the worker's result buffer
+  kNeedSpill = 18,   // a = bytes the result buffer must hold
+  kMapped = 19,      // the last kMapArena / kMapSpill is mapped
 };
 
 struct Message {

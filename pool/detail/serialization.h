@@ -17,8 +17,8 @@
 #include <istream>
 #include <new>
 #include <optional>
-#include <stdexcept>
 #include <ostream>
+#include <stdexcept>
 #include <streambuf>
 #include <string>
 #include <type_traits>
@@ -30,8 +30,8 @@ inline constexpr bool kRawBytes = std::is_trivially_copyable_v<T>;
 
 template <class T>
 inline constexpr bool kCerealSerializable =
-    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
+    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value&&
+        cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
 
 template <class T>
 inline constexpr bool kTransferable = kRawBytes<T> || kCerealSerializable<T>;
@@ -56,7 +56,8 @@ class StringWriteBuffer : public std::streambuf {
     return n;
   }
   int_type overflow(int_type c) override {
-    if (!traits_type::eq_int_type(c, traits_type::eof())) out_.push_back(traits_type::to_char_type(c));
+    if (!traits_type::eq_int_type(c, traits_type::eof()))
+      out_.push_back(traits_type::to_char_type(c));
     return traits_type::not_eof(c);
   }
 

@@ -71,8 +71,8 @@ auto thread_map(ThreadPoolCore& core, F& function, const Inputs& inputs, std::si
           auto item = *it;
           slots[i].emplace(std::invoke(function, item));
         } catch (...) {
-          TaskFailure failure = TaskFailure::capture(static_cast<std::int64_t>(i),
-                                                     std::current_exception());
+          TaskFailure failure =
+              TaskFailure::capture(static_cast<std::int64_t>(i), std::current_exception());
           std::lock_guard<std::mutex> guard(failure_mutex);
           if (!first_failure || failure.index < first_failure->index) first_failure = failure;
           cancelled.store(true, std::memory_order_relaxed);

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <ostream>
@@ -27,7 +27,6 @@ class ResultBuffer : public std::streambuf {
   void reset(std::byte* base, std::size_t capacity, std::size_t position) {
     char* begin = reinterpret_cast<char*>(base);
     setp(begin, begin + capacity);
-    pbump(static_cast<int>(0));
     advance(position);
   }
   std::size_t position() const { return static_cast<std::size_t>(pptr() - pbase()); }
@@ -63,8 +62,8 @@ class ResultBuffer : public std::streambuf {
 
 class WorkerContext {
  public:
-  WorkerContext(ControlBlock* control, std::uint32_t index, std::byte* arena,
-                ResultBuffer* results, std::function<void(std::int64_t, std::exception_ptr)> fail)
+  WorkerContext(ControlBlock* control, std::uint32_t index, std::byte* arena, ResultBuffer* results,
+                std::function<void(std::int64_t, std::exception_ptr)> fail)
       : control_(control),
         slot_(control->slots() + index),
         index_(index),
