@@ -33,6 +33,12 @@ double slow_series_partial_sum(Interval interval, DigitMethod method) {
   return sum;
 }
 
+std::optional<DigitMethod> digit_method_named(const std::string& name) {
+  if (name == "integer") return DigitMethod::kInteger;
+  if (name == "string") return DigitMethod::kString;
+  return std::nullopt;
+}
+
 std::vector<Interval> partition(std::int64_t n, int parts) {
   std::vector<Interval> intervals;
   const std::int64_t size = n / parts;

@@ -4,6 +4,7 @@
 #define EXAMPLES_SLOW_SERIES_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,9 @@ namespace examples {
 enum class DigitMethod { kInteger, kString };
 
 using Interval = std::pair<std::int64_t, std::int64_t>;  // inclusive bounds
+
+// "integer" or "string"; nullopt for anything else.
+std::optional<DigitMethod> digit_method_named(const std::string& name);
 
 // The terms 1/k for k in [interval.first, interval.second], skipping k that contain a 9.
 double slow_series_partial_sum(Interval interval, DigitMethod method);

@@ -53,16 +53,16 @@ int main(int argc, char** argv) {
   const std::int64_t n = examples::parse_at_least(program, "n", flags["n"].as<std::string>(), 1);
   const std::string method_name = flags["method"].as<std::string>();
   const std::string backend = flags["backend"].as<std::string>();
-  if (method_name != "integer" && method_name != "string") {
+  const auto named_method = examples::digit_method_named(method_name);
+  if (!named_method) {
     examples::usage_error(program, "--method must be integer or string, got '" + method_name + "'");
   }
+  const DigitMethod method = *named_method;
   if (backend != "process" && backend != "gil" && backend != "free" && backend != "serial") {
     examples::usage_error(program,
                           "--backend must be process, gil, free or serial, got '" + backend + "'");
   }
   if (ncores > 4096) examples::usage_error(program, "--ncores must be at most 4096");
-  const DigitMethod method =
-      method_name == "integer" ? DigitMethod::kInteger : DigitMethod::kString;
 
   const auto start = std::chrono::steady_clock::now();
   double sum = 0.0;

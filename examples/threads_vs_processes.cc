@@ -83,14 +83,14 @@ int main(int argc, char** argv) {
   const int repeat = static_cast<int>(
       examples::parse_at_least(program, "repeat", flags["repeat"].as<std::string>(), 1));
   const std::string method_name = flags["method"].as<std::string>();
-  if (method_name != "integer" && method_name != "string") {
+  const auto named_method = examples::digit_method_named(method_name);
+  if (!named_method) {
     examples::usage_error(program, "--method must be integer or string, got '" + method_name + "'");
   }
+  const DigitMethod method = *named_method;
   for (auto cores : ncores) {
     if (cores > 4096) examples::usage_error(program, "--ncores values must be at most 4096");
   }
-  const DigitMethod method =
-      method_name == "integer" ? DigitMethod::kInteger : DigitMethod::kString;
 
   std::vector<double> serial_runs;
   double expected = 0;

@@ -215,7 +215,6 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
           WorkerContext context(control_, index, arena_.data(), &results, fail);
           control_->job.runner(context);
           slot.current_item.store(-1, std::memory_order_relaxed);
-          slot.done_seq.store(seq, std::memory_order_release);
           if (!write_message(fd, make_message(MessageType::kJobDone, index, seq))) ::_exit(0);
           break;
         }
@@ -397,15 +396,15 @@ void ProcessPoolCore::run(JobDescriptor job) {
   respawn_dead();
   death_.reset();
   protocol_error_.reset();
-  job.seq = ++seq_;
+  const std::uint64_t seq = ++seq_;
   control_->job = job;
   control_->next_chunk.store(0, std::memory_order_relaxed);
   control_->cancelled.store(0, std::memory_order_relaxed);
-  control_->job_seq.store(job.seq, std::memory_order_release);
+  control_->job_seq.store(seq, std::memory_order_release);
   for (std::uint32_t i = 0; i < workers_.size(); ++i) {
     workers_[i].failures.clear();
     workers_[i].busy = true;
-    send(i, make_message(MessageType::kRunJob, i, job.seq));  // a dead one shows up as EOF
+    send(i, make_message(MessageType::kRunJob, i, seq));  // a dead one shows up as EOF
   }
   auto anyone_busy = [this] {
     return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.busy; });

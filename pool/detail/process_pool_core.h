@@ -34,7 +34,6 @@ class ProcessPoolCore {
 
   // An arena of at least `bytes` for the next job; its content is the caller's until run().
   std::byte* reserve_arena(std::size_t bytes);
-  std::byte* arena() const { return arena_.data(); }
 
   // Dispatches `job` to every worker and waits until all are done with it. Throws TaskError when
   // a task threw, WorkerDied when a worker ended; dead workers are replaced before it returns.

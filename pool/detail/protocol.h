@@ -18,7 +18,6 @@ struct JobDescriptor {
   // Runs the call's chunks in a worker; an instantiation of a job template. Its address is valid
   // in every worker because workers are forks of the parent.
   void (*runner)(WorkerContext&) = nullptr;
-  std::uint64_t seq = 0;
   std::uint64_t n_items = 0;
   std::uint64_t chunksize = 1;
   std::uint64_t n_chunks = 0;
@@ -41,7 +40,6 @@ struct ChunkRecord {
 struct alignas(64) WorkerSlot {
   // The item the worker is running, or -1; read by the parent when the worker dies.
   std::atomic<std::int64_t> current_item{-1};
-  std::atomic<std::uint64_t> done_seq{0};
 };
 
 struct ControlBlock {
