@@ -2,7 +2,9 @@
 
 #include <sys/wait.h>
 
+#include <csignal>
 #include <cstring>
+#include <sstream>
 
 namespace pool {
 namespace {
@@ -44,5 +46,24 @@ WorkerDied::WorkerDied(std::int64_t task_index, int pid, int wait_status)
       pid_(pid),
       signal_(WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0),
       exit_status_(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1) {}
+
+TaskTimeout::TaskTimeout(std::int64_t task_index, int pid, int wait_status, double seconds)
+    : WorkerDied(task_index, pid, wait_status), seconds_(seconds) {
+  std::ostringstream text;
+  text << "task " << task_index << " ran longer than its " << seconds
+       << " s timeout; worker process " << pid << " was killed and replaced";
+  static_cast<std::runtime_error&>(*this) = std::runtime_error(text.str());
+}
+
+Interrupted::Interrupted(int signal_number)
+    : std::runtime_error(std::string("pool: interrupted by ") + strsignal(signal_number) +
+                         "; the workers were stopped"),
+      signal_(signal_number) {}
+
+InitializerError::InitializerError(std::string type_name, std::string message)
+    : std::runtime_error("pool: the initializer raised " + type_name + ": " + message +
+                         " in a new worker"),
+      type_name_(std::move(type_name)),
+      message_(std::move(message)) {}
 
 }  // namespace pool

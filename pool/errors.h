@@ -51,6 +51,54 @@ class WorkerDied : public std::runtime_error {
   int exit_status_;
 };
 
+// A task ran longer than the pool's task_timeout; its worker was killed (SIGKILL) and replaced.
+class TaskTimeout : public WorkerDied {
+ public:
+  TaskTimeout(std::int64_t task_index, int pid, int wait_status, double seconds);
+  // The limit that was exceeded.
+  double timeout_seconds() const noexcept { return seconds_; }
+
+ private:
+  double seconds_;
+};
+
+// AsyncResult::get(timeout) found no result in time; the work goes on (Python's
+// multiprocessing.TimeoutError).
+class TimeoutError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A call on a pool that was closed or terminated (Python's "Pool not running"), or a result that
+// the pool dropped because it was terminated before it was ready.
+class PoolNotRunning : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+// SIGINT (Ctrl-C) arrived while the caller waited on a ProcessPool: the workers were stopped and
+// reaped and the pool is terminated. Programs usually exit with status 130 (128 + SIGINT).
+class Interrupted : public std::runtime_error {
+ public:
+  explicit Interrupted(int signal_number);
+  int signal_number() const noexcept { return signal_; }
+
+ private:
+  int signal_;
+};
+
+// The pool's initializer threw in a worker; the pool does not start workers that cannot start.
+class InitializerError : public std::runtime_error {
+ public:
+  InitializerError(std::string type_name, std::string message);
+  const std::string& type_name() const noexcept { return type_name_; }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string type_name_;
+  std::string message_;
+};
+
 }  // namespace pool
 
 #endif  // POOL_ERRORS_H_

@@ -2,12 +2,15 @@
 #ifndef POOL_POOL_H_
 #define POOL_POOL_H_
 
+#include "pool/args.h"
+#include "pool/async_result.h"
 #include "pool/cpus.h"
 #include "pool/errors.h"
 #include "pool/gil.h"
 #include "pool/pool_concept.h"
 #include "pool/process_pool.h"
 #include "pool/range.h"
+#include "pool/result_stream.h"
 #include "pool/thread_pools.h"
 
 static_assert(pool::Pool<pool::ProcessPool> && pool::Pool<pool::GilThreadPool> &&

@@ -1,0 +1,233 @@
+// pool::AsyncResult<R>: the result of apply_async, map_async and starmap_async, as Python's
+// multiprocessing.pool.AsyncResult.
+//
+//   pool::AsyncResult<double> root = workers.apply_async(slow_sqrt, 2.0);
+//   ... other work; the task runs meanwhile ...
+//   double value = root.get();  // or root.get(std::chrono::seconds(1))
+//
+// Contract
+// - get() waits, then returns the value or rethrows what the call failed with (TaskError,
+//   WorkerDied, PoolNotRunning if the pool was terminated first). It may be called repeatedly;
+//   get() on an rvalue moves the value out.
+// - get(timeout) throws pool::TimeoutError when the result is not ready in time; the work goes on.
+// - callback(value) or error_callback(exception_ptr), given to the *_async call, runs exactly once,
+//   before ready() becomes true. On a ProcessPool it runs in the thread that uses the pool, during
+//   whichever pool call or wait notices the completion; on a thread pool it runs in the worker
+//   thread that finished the work. If a callback throws, the result fails with that exception.
+// - Copies share one result. Waiting on a thread pool's result is thread-safe; a ProcessPool's
+//   results are waited on by the thread that uses the pool.
+#ifndef POOL_ASYNC_RESULT_H_
+#define POOL_ASYNC_RESULT_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "pool/errors.h"
+
+namespace pool {
+
+namespace detail {
+
+using Clock = std::chrono::steady_clock;
+
+// Makes progress on behalf of a waiter: a ProcessPool's event loop, which only runs when someone
+// waits. Thread pools have none: their threads settle results themselves.
+class Progress {
+ public:
+  virtual ~Progress() = default;
+  // Runs until done() or the deadline; true when done() held.
+  virtual bool drive_until(const std::function<bool()>& done,
+                           std::optional<Clock::time_point> deadline) = 0;
+};
+
+class AsyncStateBase {
+ public:
+  explicit AsyncStateBase(Progress* progress) : progress_(progress) {}
+  virtual ~AsyncStateBase() = default;
+  AsyncStateBase(const AsyncStateBase&) = delete;
+  AsyncStateBase& operator=(const AsyncStateBase&) = delete;
+
+  bool settled() const {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return settled_;
+  }
+
+  // True when settled by the deadline (none: wait for ever).
+  bool wait_until(std::optional<Clock::time_point> deadline) {
+    if (Progress* progress = progress_) {
+      if (settled()) return true;
+      return progress->drive_until([this] { return settled(); }, deadline);
+    }
+    std::unique_lock<std::mutex> guard(mutex_);
+    if (!deadline) {
+      settled_cv_.wait(guard, [this] { return settled_; });
+      return true;
+    }
+    return settled_cv_.wait_until(guard, *deadline, [this] { return settled_; });
+  }
+
+  // A non-blocking look: lets a ProcessPool notice finished work first.
+  bool poll() {
+    if (settled()) return true;
+    if (Progress* progress = progress_) progress->drive_until([this] { return settled(); }, Clock::now());
+    return settled();
+  }
+
+  std::exception_ptr error() const {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return error_;
+  }
+
+  // Called by the pool once when it can no longer make progress for this state (it settled it).
+  void forget_progress() { progress_ = nullptr; }
+
+  // Fails the result unless it is settled already; runs error_callback.
+  void fail(std::exception_ptr error) {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (settled_) return;
+    }
+    run_error_callback(error);
+    finish(std::move(error));
+  }
+
+ protected:
+  virtual void run_error_callback(std::exception_ptr& error) = 0;
+
+  void finish(std::exception_ptr error) {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      error_ = std::move(error);
+      settled_ = true;
+    }
+    progress_ = nullptr;
+    settled_cv_.notify_all();
+  }
+
+  mutable std::mutex mutex_;
+
+ private:
+  std::condition_variable settled_cv_;
+  bool settled_ = false;
+  std::exception_ptr error_;
+  Progress* progress_;
+};
+
+template <class R>
+class AsyncState final : public AsyncStateBase {
+ public:
+  using Callback = std::conditional_t<std::is_void_v<R>, std::function<void()>,
+                                      std::function<void(const R&)>>;
+  using ErrorCallback = std::function<void(std::exception_ptr)>;
+
+  AsyncState(Progress* progress, Callback callback, ErrorCallback error_callback)
+      : AsyncStateBase(progress),
+        callback_(std::move(callback)),
+        error_callback_(std::move(error_callback)) {}
+
+  template <class... V>
+  void succeed(V&&... value) {
+    if constexpr (!std::is_void_v<R>) value_.emplace(std::forward<V>(value)...);
+    std::exception_ptr error;
+    if (callback_) {
+      try {
+        if constexpr (std::is_void_v<R>) {
+          callback_();
+        } else {
+          callback_(*value_);
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    finish(std::move(error));
+  }
+
+  // Valid once settled without error.
+  auto& value() {
+    if constexpr (!std::is_void_v<R>) return *value_;
+  }
+
+ private:
+  void run_error_callback(std::exception_ptr& error) override {
+    if (!error_callback_) return;
+    try {
+      error_callback_(error);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+
+  struct Empty {};
+  std::conditional_t<std::is_void_v<R>, Empty, std::optional<R>> value_;
+  Callback callback_;
+  ErrorCallback error_callback_;
+};
+
+}  // namespace detail
+
+template <class R>
+class AsyncResult {
+ public:
+  using Callback = typename detail::AsyncState<R>::Callback;
+  using ErrorCallback = typename detail::AsyncState<R>::ErrorCallback;
+
+  explicit AsyncResult(std::shared_ptr<detail::AsyncState<R>> state) : state_(std::move(state)) {}
+
+  // Waits for the result; rethrows the call's failure.
+  R get() & {
+    wait();
+    rethrow();
+    if constexpr (!std::is_void_v<R>) return state_->value();
+  }
+  R get() && {
+    wait();
+    rethrow();
+    if constexpr (!std::is_void_v<R>) return std::move(state_->value());
+  }
+  // Throws pool::TimeoutError when the result is not ready within `timeout`.
+  template <class Rep, class Period>
+  R get(std::chrono::duration<Rep, Period> timeout) & {
+    if (!wait(timeout)) throw TimeoutError("pool: the result was not ready in time");
+    return get();
+  }
+  template <class Rep, class Period>
+  R get(std::chrono::duration<Rep, Period> timeout) && {
+    if (!wait(timeout)) throw TimeoutError("pool: the result was not ready in time");
+    return std::move(*this).get();
+  }
+
+  void wait() const { state_->wait_until(std::nullopt); }
+  // True when the result is ready within `timeout`.
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) const {
+    return state_->wait_until(detail::Clock::now() +
+                              std::chrono::duration_cast<detail::Clock::duration>(timeout));
+  }
+
+  bool ready() const { return state_->poll(); }
+  // Whether the call succeeded; std::logic_error if it is not ready yet (Python: ValueError).
+  bool successful() const {
+    if (!ready()) throw std::logic_error("pool: AsyncResult::successful() before the result is ready");
+    return state_->error() == nullptr;
+  }
+
+ private:
+  void rethrow() const {
+    if (std::exception_ptr error = state_->error()) std::rethrow_exception(error);
+  }
+
+  std::shared_ptr<detail::AsyncState<R>> state_;
+};
+
+}  // namespace pool
+
+#endif  // POOL_ASYNC_RESULT_H_
