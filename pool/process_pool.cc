@@ -1,18 +1,42 @@
 #include "pool/process_pool.h"
 
+#include <stdexcept>
+
 #include "pool/cpus.h"
 
 namespace pool {
+namespace {
+
+detail::CoreOptions core_options(ProcessPoolOptions options) {
+  detail::CoreOptions core;
+  core.allow_fork_with_threads = options.allow_fork_with_threads;
+  core.initializer = std::move(options.initializer);
+  core.maxtasksperchild = options.maxtasksperchild;
+  core.task_timeout = options.task_timeout;
+  core.handle_interrupts = options.handle_interrupts;
+  return core;
+}
+
+}  // namespace
 
 ProcessPool::ProcessPool() : ProcessPool(available_cpus()) {}
 
 ProcessPool::ProcessPool(int ncores, ProcessPoolOptions options)
-    : core_(std::make_unique<detail::ProcessPoolCore>(ncores, options.allow_fork_with_threads)) {}
+    : core_(std::make_unique<detail::ProcessPoolCore>(ncores, core_options(std::move(options)))) {}
 
 ProcessPool::~ProcessPool() = default;
 ProcessPool::ProcessPool(ProcessPool&&) noexcept = default;
 ProcessPool& ProcessPool::operator=(ProcessPool&&) noexcept = default;
 
 int ProcessPool::size() const { return core_ ? core_->size() : 0; }
+
+detail::ProcessPoolCore& ProcessPool::core() const {
+  if (!core_) throw std::logic_error("pool: this ProcessPool was moved from");
+  return *core_;
+}
+
+void ProcessPool::close() { core().close(); }
+void ProcessPool::join() { core().join(); }
+void ProcessPool::terminate() { core().terminate(); }
 
 }  // namespace pool

@@ -1,48 +1,59 @@
 // pool::ProcessPool: Python's multiprocessing.Pool for C++, on forked worker processes.
 //
 //   pool::ProcessPool workers(4);
-//   std::vector<double> roots = workers.map([](int x) { return std::sqrt(x); }, pool::range(0,
-//   1000));
+//   std::vector<double> roots = workers.map([](int x) { return std::sqrt(x); }, pool::range(1000));
 //
 // Contract
-// - Workers are forked once, in the constructor, and replaced when one dies. Create the pool
-//   before the process starts threads: fork() copies only the calling thread, and any mutex
-//   another thread held stays locked forever in the workers. The constructor refuses to fork when
-//   other threads exist, unless ProcessPoolOptions::allow_fork_with_threads is set. A worker that
-//   dies is replaced by a fork at the next call, so a pool whose process started threads later
-//   (a thread pool, OpenMP) forks in a threaded process then: destroy such threads first.
+// - Workers are forked once, in the constructor, and replaced when one dies or has run
+//   maxtasksperchild chunks. Create the pool before the process starts threads: fork() copies
+//   only the calling thread, and any mutex another thread held stays locked forever in the
+//   workers. The constructor refuses to fork when other threads exist, unless
+//   ProcessPoolOptions::allow_fork_with_threads is set. Replacements are forked when needed, so a
+//   process that started threads later (a thread pool, OpenMP) forks in a threaded process then.
 // - A task function may be a function pointer, a lambda or a function object. It runs in another
 //   process, so its state is copied there: it must be trivially copyable (a lambda capturing
 //   numbers by value) or serializable with cereal (a struct with serialize()). Do not capture by
 //   reference or hold pointers: they would point into the worker's copy of the parent's memory as
 //   it was when the worker was forked. Arguments and results follow the same rule.
-// - map() blocks until every item is done and returns the results in input order. If a task
-//   throws, the rest of the call is cancelled and map() throws TaskError for the lowest failing
-//   index; if a worker dies, map() throws WorkerDied after replacing it. The pool stays usable.
+// - Work proceeds in the workers on its own; the parent notices finished work, runs callbacks and
+//   replaces dead workers whenever the pool's thread calls into the pool or waits on one of its
+//   results or streams. There is no background thread in the parent.
+// - Failures: a task that throws fails its call with TaskError (the lowest failing index); a
+//   worker that dies fails the call it was running with WorkerDied at once, and is replaced; a task
+//   running longer than task_timeout is killed: TaskTimeout. The pool stays usable after each.
+// - Ctrl-C (SIGINT) while the caller waits on the pool stops and reaps the workers and throws
+//   Interrupted; the pool is then terminated. Programs usually exit with status 130.
 // - Results come back through shared memory: a trivially copyable result is written by the
 //   worker straight into its slot and copied once into the returned vector; other results are
 //   cereal-serialized into the worker's result buffer and deserialized once.
-// - The destructor stops and reaps every worker and removes every shared-memory segment; workers
-//   also die if the parent dies (PR_SET_PDEATHSIG).
-// - Not thread-safe: use a pool from one thread. A worker process cannot use its parent's pool.
+// - The destructor waits for every submitted call (close() + join()), unless terminate() was
+//   called; it removes every shared-memory segment; workers also die if the parent dies
+//   (PR_SET_PDEATHSIG).
+// - Not thread-safe: use a pool, its results and its streams from one thread. Callbacks run in
+//   that thread and must not call the pool. A worker process cannot use its parent's pool.
 // - Linux only.
 #ifndef POOL_PROCESS_POOL_H_
 #define POOL_PROCESS_POOL_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
-#include <iterator>
+#include <functional>
 #include <memory>
 #include <ranges>
-#include <string>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
-#include "pool/detail/map_job.h"
+#include "pool/args.h"
+#include "pool/async_result.h"
+#include "pool/detail/call_adapters.h"
+#include "pool/detail/process_calls.h"
 #include "pool/detail/process_pool_core.h"
 #include "pool/detail/serialization.h"
 #include "pool/range.h"
+#include "pool/result_stream.h"
 
 namespace pool {
 
@@ -50,18 +61,31 @@ struct ProcessPoolOptions {
   // Fork even though other threads run; only safe if no thread holds a lock a task will need
   // (malloc's are handled by glibc, but a logger's or an I/O library's are not).
   bool allow_fork_with_threads = false;
+  // Runs once in every worker right after it is forked (Python's initializer + initargs: capture
+  // the arguments). It runs in a fork, so it may use anything the parent had. If it throws, the
+  // constructor (or the call during which a replacement failed) throws InitializerError, and the
+  // pool stops: no worker that cannot start is started again and again.
+  std::function<void()> initializer;
+  // A worker is replaced after running this many chunks (Python's tasks); 0: never.
+  std::uint64_t maxtasksperchild = 0;
+  // A task running longer than this is killed with its worker (TaskTimeout); zero: no limit.
+  // Checked while the parent waits on the pool, at least every 50 ms.
+  std::chrono::nanoseconds task_timeout{0};
+  // Ctrl-C while waiting on the pool terminates it and throws Interrupted. Only when SIGINT has
+  // its default action; a program's own SIGINT handler is left alone.
+  bool handle_interrupts = true;
 };
 
-// The result type of map(f, inputs).
+// The result type of f on one item of inputs.
 template <class F, class Inputs>
-using MapResult = typename detail::MapTypes<std::decay_t<F>, Inputs>::Result;
+using MapResult = typename detail::MapTypes<std::decay_t<F>, const Inputs&>::Result;
 
 class ProcessPool {
  public:
   // One worker per CPU this process may use (see available_cpus()).
   ProcessPool();
   // Throws std::invalid_argument if ncores < 1, std::logic_error if other threads run,
-  // std::system_error if fork or shared memory fails.
+  // InitializerError if the initializer throws, std::system_error if fork or shared memory fails.
   explicit ProcessPool(int ncores, ProcessPoolOptions options = {});
   ~ProcessPool();
   ProcessPool(ProcessPool&&) noexcept;
@@ -73,102 +97,202 @@ class ProcessPool {
   // f applied to every item of inputs, in input order. inputs is any sized range (vector, array,
   // list, pool::range); chunksize 0 means Python's default, ceil(len / (4 * size())).
   template <class F, class Inputs>
-  std::vector<MapResult<F, Inputs>> map(F&& f, const Inputs& inputs, std::size_t chunksize = 0);
+  std::vector<MapResult<F, Inputs>> map(F&& f, const Inputs& inputs, std::size_t chunksize = 0) {
+    return map_async(std::forward<F>(f), inputs, chunksize).get();
+  }
+
+  // map without waiting: the call runs while the caller goes on.
+  template <class F, class Inputs, class R = std::vector<MapResult<F, Inputs>>>
+  AsyncResult<R> map_async(F&& f, const Inputs& inputs, std::size_t chunksize = 0,
+                           typename AsyncResult<R>::Callback callback = {},
+                           typename AsyncResult<R>::ErrorCallback error_callback = {}) {
+    check_map<F, Inputs>();
+    auto state = std::make_shared<detail::AsyncState<R>>(&core(), std::move(callback),
+                                                         std::move(error_callback));
+    detail::post_map(
+        core(), static_cast<const std::decay_t<F>&>(f), inputs, chunksize,
+        [state](R&& results) { state->succeed(std::move(results)); },
+        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+    return AsyncResult<R>(state);
+  }
+
+  // f(a, b, ...) for every tuple-like item (a, b, ...) of inputs (std::tuple, std::pair,
+  // std::array), in input order.
+  template <class F, class Tuples>
+  auto starmap(F&& f, const Tuples& inputs, std::size_t chunksize = 0) {
+    return map(detail::starred(std::forward<F>(f)), inputs, chunksize);
+  }
+  template <class F, class Tuples,
+            class R = std::vector<MapResult<detail::Starred<std::decay_t<F>>, Tuples>>>
+  AsyncResult<R> starmap_async(F&& f, const Tuples& inputs, std::size_t chunksize = 0,
+                               typename AsyncResult<R>::Callback callback = {},
+                               typename AsyncResult<R>::ErrorCallback error_callback = {}) {
+    return map_async(detail::starred(std::forward<F>(f)), inputs, chunksize, std::move(callback),
+                     std::move(error_callback));
+  }
+
+  // f(args...) in a worker; R may be void.
+  template <class F, class... A>
+  auto apply(F&& f, A&&... args) {
+    return apply_async(std::forward<F>(f), std::forward<A>(args)...).get();
+  }
+  template <class F, class... A>
+    requires(sizeof...(A) == 0 || !is_args<std::decay_t<std::tuple_element_t<0, std::tuple<A..., int>>>>::value)
+  auto apply_async(F&& f, A&&... args) {
+    return apply_async(std::forward<F>(f), pool::args(std::forward<A>(args)...), {}, {});
+  }
+  // Python's apply_async(f, args=(...), callback=..., error_callback=...).
+  template <class F, class... T,
+            class R = std::invoke_result_t<std::decay_t<F>&, T&...>>
+  AsyncResult<R> apply_async(F&& f, Args<T...> arguments,
+                             typename AsyncResult<R>::Callback callback = {},
+                             typename AsyncResult<R>::ErrorCallback error_callback = {}) {
+    using Tuple = std::tuple<T...>;
+    using Function = detail::Starred<std::decay_t<F>>;
+    using Value = std::conditional_t<std::is_void_v<R>, detail::Unit, R>;
+    static_assert(detail::kTransferable<Tuple>,
+                  "ProcessPool::apply_async: arguments must be trivially copyable or "
+                  "cereal-serializable");
+    check_function<Function>();
+    auto state = std::make_shared<detail::AsyncState<R>>(&core(), std::move(callback),
+                                                         std::move(error_callback));
+    const std::vector<Tuple> one{std::move(arguments.values)};
+    detail::post_map<Function, std::vector<Tuple>, Value>(
+        core(), Function{std::forward<F>(f)}, one, 1,
+        [state](std::vector<Value>&& results) {
+          if constexpr (std::is_void_v<R>) {
+            state->succeed();
+          } else {
+            state->succeed(std::move(results.front()));
+          }
+        },
+        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+    return AsyncResult<R>(state);
+  }
+
+  // Results as they arrive, in input order; inputs may be any input range, even unsized, and is
+  // read in batches (an rvalue is kept by the stream). Python's default chunksize for imap is 1.
+  template <class F, class Inputs>
+  ResultStream<MapResult<F, std::views::all_t<Inputs>>> imap(F&& f, Inputs&& inputs,
+                                                             std::size_t chunksize = 1) {
+    using Function = std::decay_t<F>;
+    using R = MapResult<F, std::views::all_t<Inputs>>;
+    using Feeder = detail::BatchFeeder<Function, Inputs, R>;
+    check_stream<F, Inputs>();
+    core().check_can_submit();
+    auto feeder = std::make_unique<Feeder>(
+        core(), Function(std::forward<F>(f)), std::forward<Inputs>(inputs), chunksize, false,
+        nullptr, &detail::run_map_job<Function, typename Feeder::Item, Feeder::kLazyRange>);
+    return ResultStream<R>(
+        std::make_unique<detail::OrderedSource<Feeder, R>>(std::move(feeder)));
+  }
+  // (input index, result) pairs in the order they finish.
+  template <class F, class Inputs>
+  ResultStream<std::pair<std::size_t, MapResult<F, std::views::all_t<Inputs>>>> imap_unordered(
+      F&& f, Inputs&& inputs, std::size_t chunksize = 1) {
+    using Function = std::decay_t<F>;
+    using R = MapResult<F, std::views::all_t<Inputs>>;
+    using Feeder = detail::BatchFeeder<Function, Inputs, R>;
+    check_stream<F, Inputs>();
+    core().check_can_submit();
+    auto feeder = std::make_unique<Feeder>(
+        core(), Function(std::forward<F>(f)), std::forward<Inputs>(inputs), chunksize, false,
+        nullptr, &detail::run_map_job<Function, typename Feeder::Item, Feeder::kLazyRange>);
+    return ResultStream<std::pair<std::size_t, R>>(
+        std::make_unique<detail::UnorderedSource<Feeder, R>>(std::move(feeder)));
+  }
+
+  // op(...op(op(init, f(x0)), f(x1))..., f(xn)) without ever holding all results: each chunk is
+  // folded in its worker from init with op(T, result), and the chunks' partial values are folded
+  // in input order in the caller with op(T, T). init must be op's identity and op associative
+  // (then the result equals the serial fold). The slow series is one call:
+  //   workers.map_reduce(term, pool::range(1, n + 1), std::plus<>(), 0.0).
+  template <class F, class Inputs, class Op, class T>
+  T map_reduce(F&& f, Inputs&& inputs, Op op, T init, std::size_t chunksize = 0) {
+    using Function = std::decay_t<F>;
+    using R = MapResult<F, std::views::all_t<Inputs>>;
+    using Feeder = detail::BatchFeeder<Function, Inputs, T>;
+    check_stream<F, Inputs>();
+    static_assert(std::is_convertible_v<std::invoke_result_t<Op&, T, R>, T> &&
+                      std::is_convertible_v<std::invoke_result_t<Op&, T, T>, T>,
+                  "ProcessPool::map_reduce: op must take (T, result) and (T, T) and return T");
+    static_assert(detail::kTransferable<Op> && detail::kTransferable<T>,
+                  "ProcessPool::map_reduce: op and init travel to the workers, so they must be "
+                  "trivially copyable or cereal-serializable");
+    core().check_can_submit();
+    if (chunksize == 0) {
+      if constexpr (std::ranges::sized_range<std::views::all_t<Inputs>>) {
+        chunksize = detail::default_chunksize(static_cast<std::size_t>(std::ranges::size(inputs)),
+                                              static_cast<std::size_t>(size()));
+      } else {
+        chunksize = 1;
+      }
+    }
+    auto feeder = std::make_unique<Feeder>(
+        core(), Function(std::forward<F>(f)), std::forward<Inputs>(inputs), chunksize, true,
+        [op, init](detail::JobBuilder& builder) { builder.reduction(op, init); },
+        &detail::run_reduce_job<Function, typename Feeder::Item, Feeder::kLazyRange, Op, T>);
+    detail::OrderedSource<Feeder, T> partials(std::move(feeder));
+    T total = init;
+    std::vector<T> batch;
+    while (partials.next_batch(batch)) {
+      for (T& partial : batch) total = op(std::move(total), std::move(partial));
+      batch.clear();
+    }
+    return total;
+  }
+
+  // No more calls may be submitted; those submitted still run. Python's close().
+  void close();
+  // Waits for every submitted call, then stops the workers. close() or terminate() first.
+  void join();
+  // Stops the workers now (SIGKILL); calls not finished fail with PoolNotRunning.
+  void terminate();
 
  private:
+  detail::ProcessPoolCore& core() const;
+
+  template <class Function>
+  static void check_function() {
+    static_assert(detail::kTransferable<Function>,
+                  "ProcessPool: the task function is copied to worker processes, so it must be "
+                  "trivially copyable (a function pointer, or a lambda capturing numbers by "
+                  "value) or a function object with a cereal serialize() member");
+  }
+  template <class F, class Inputs>
+  static void check_map() {
+    using Types = detail::MapTypes<std::decay_t<F>, const Inputs&>;
+    static_assert(std::ranges::sized_range<const Inputs>,
+                  "ProcessPool::map: inputs must be a sized range (vector, array, list, "
+                  "pool::range); use imap for other ranges");
+    check_function<std::decay_t<F>>();
+    static_assert(Types::kLazyRange || detail::kTransferable<typename Types::Item>,
+                  "ProcessPool: input items must be trivially copyable or cereal-serializable");
+    check_result<typename Types::Result>();
+  }
+  template <class F, class Inputs>
+  static void check_stream() {
+    using Types = detail::MapTypes<std::decay_t<F>, std::views::all_t<Inputs>>;
+    static_assert(std::ranges::input_range<Inputs>, "ProcessPool: inputs must be a range");
+    check_function<std::decay_t<F>>();
+    static_assert(Types::kLazyRange || detail::kTransferable<typename Types::Item>,
+                  "ProcessPool: input items must be trivially copyable or cereal-serializable");
+    check_result<typename Types::Result>();
+  }
+  template <class Result>
+  static void check_result() {
+    static_assert(!std::is_void_v<Result>,
+                  "ProcessPool::map: the task function must return a value (apply_async takes "
+                  "void functions)");
+    static_assert(detail::kTransferable<Result> &&
+                      (std::is_trivially_copyable_v<Result> ||
+                       std::is_default_constructible_v<Result>),
+                  "ProcessPool: results must be trivially copyable, or default-constructible "
+                  "and cereal-serializable");
+  }
+
   std::unique_ptr<detail::ProcessPoolCore> core_;
 };
-
-template <class F, class Inputs>
-std::vector<MapResult<F, Inputs>> ProcessPool::map(F&& f, const Inputs& inputs,
-                                                   std::size_t chunksize) {
-  using Function = std::decay_t<F>;
-  using Types = detail::MapTypes<Function, Inputs>;
-  using Item = typename Types::Item;
-  using Result = typename Types::Result;
-  static_assert(std::ranges::sized_range<const Inputs>,
-                "ProcessPool::map: inputs must be a sized range (vector, array, list, "
-                "pool::range)");
-  static_assert(detail::kTransferable<Function>,
-                "ProcessPool::map: the task function is copied to worker processes, so it must be "
-                "trivially copyable (a function pointer, or a lambda capturing numbers by value) "
-                "or a function object with a cereal serialize() member");
-  static_assert(Types::kLazyRange || detail::kTransferable<Item>,
-                "ProcessPool::map: input items must be trivially copyable or cereal-serializable");
-  static_assert(!std::is_void_v<Result>, "ProcessPool::map: the task function must return a value");
-  static_assert(detail::kTransferable<Result> &&
-                    (Types::kResultInPlace || std::is_default_constructible_v<Result>),
-                "ProcessPool::map: results must be trivially copyable, or default-constructible "
-                "and cereal-serializable");
-  if (!core_) throw std::logic_error("pool: this ProcessPool was moved from");
-
-  const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
-  if (n == 0) return {};
-  if (chunksize == 0) chunksize = detail::default_chunksize(n, static_cast<std::size_t>(size()));
-  const std::size_t n_chunks = (n + chunksize - 1) / chunksize;
-
-  const std::string function_bytes = detail::encode_one<Function>(f);
-  std::string arg_bytes;
-  std::vector<std::uint64_t> arg_ends;  // where each chunk's encoded arguments end
-  if constexpr (!Types::kLazyRange) {
-    arg_ends.reserve(n_chunks);
-    detail::Encoder<Item> encode(arg_bytes);
-    std::size_t count = 0;
-    for (const auto& item : inputs) {
-      encode(item);
-      if (++count % chunksize == 0 || count == n) arg_ends.push_back(arg_bytes.size());
-    }
-  }
-
-  detail::ArenaLayout layout;
-  detail::JobDescriptor job;
-  job.runner = &detail::run_map_job<Function, Inputs>;
-  job.n_items = n;
-  job.chunksize = chunksize;
-  job.n_chunks = n_chunks;
-  job.function_offset = layout.add(function_bytes.size(), 16);
-  job.function_size = function_bytes.size();
-  std::uint64_t arg_bytes_offset = 0;
-  if constexpr (Types::kLazyRange) {
-    job.range_first = static_cast<std::int64_t>(inputs.first());
-  } else {
-    job.arg_index_offset = layout.add((n_chunks + 1) * sizeof(std::uint64_t), 8);
-    arg_bytes_offset = layout.add(arg_bytes.size(), 16);
-  }
-  if constexpr (Types::kResultInPlace) {
-    job.result_offset = layout.add(n * sizeof(Result), alignof(Result) < 16 ? 16 : alignof(Result));
-  } else {
-    job.record_offset = layout.add(n_chunks * sizeof(detail::ChunkRecord), 8);
-  }
-
-  std::byte* arena = core_->reserve_arena(layout.size());
-  std::memcpy(arena + job.function_offset, function_bytes.data(), function_bytes.size());
-  if constexpr (!Types::kLazyRange) {
-    auto* index = reinterpret_cast<std::uint64_t*>(arena + job.arg_index_offset);
-    index[0] = arg_bytes_offset;
-    for (std::size_t c = 0; c < n_chunks; ++c) index[c + 1] = arg_bytes_offset + arg_ends[c];
-    std::memcpy(arena + arg_bytes_offset, arg_bytes.data(), arg_bytes.size());
-  }
-
-  core_->run(job);
-
-  if constexpr (Types::kResultInPlace) {
-    const auto* slots = reinterpret_cast<const Result*>(arena + job.result_offset);
-    return std::vector<Result>(slots, slots + n);
-  } else {
-    std::vector<Result> results;
-    results.reserve(n);
-    const auto* records = reinterpret_cast<const detail::ChunkRecord*>(arena + job.record_offset);
-    for (std::size_t c = 0; c < n_chunks; ++c) {
-      const detail::ChunkRecord record = records[c];
-      detail::Decoder<Result> decode(core_->results_of(record.worker, record.offset, record.size),
-                                     record.size);
-      const std::size_t items = std::min(chunksize, n - c * chunksize);
-      for (std::size_t i = 0; i < items; ++i) results.push_back(decode.next());
-    }
-    return results;
-  }
-}
 
 }  // namespace pool
 

@@ -1,18 +1,18 @@
-// map() as a job: the parent lays the call out in the arena (task function, encoded chunk
-// arguments, result slots) and each worker runs chunks it takes from the shared cursor.
+// Jobs as workers run them. The parent lays a call out in one arena region (task function,
+// encoded chunk arguments, result slots or records, completion log, failure slots); each worker
+// runs the chunks it takes from the job's cursor. Two kinds: a map job yields one result per item,
+// a reduce job folds each chunk into one partial result.
 #ifndef POOL_DETAIL_MAP_JOB_H_
 #define POOL_DETAIL_MAP_JOB_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <functional>
-#include <iterator>
-#include <memory>
+#include <new>
 #include <ranges>
-#include <string>
 #include <type_traits>
-#include <vector>
+#include <utility>
 
 #include "pool/detail/protocol.h"
 #include "pool/detail/serialization.h"
@@ -30,14 +30,14 @@ inline std::size_t default_chunksize(std::size_t items, std::size_t workers) {
 
 template <class F, class Inputs>
 struct MapTypes {
-  using Item = std::ranges::range_value_t<const Inputs>;
+  using Item = std::ranges::range_value_t<Inputs>;
   using Result = std::decay_t<std::invoke_result_t<F&, Item&>>;
-  static constexpr bool kLazyRange = is_range<std::decay_t<Inputs>>::value;
+  static constexpr bool kLazyRange = is_range<std::remove_cvref_t<Inputs>>::value;
   // Written by the worker straight into its slot of the shared result array.
   static constexpr bool kResultInPlace = std::is_trivially_copyable_v<Result>;
 };
 
-// Offsets of a call's parts in the arena.
+// Offsets of a call's parts within its region.
 class ArenaLayout {
  public:
   std::uint64_t add(std::size_t bytes, std::size_t alignment) {
@@ -52,59 +52,104 @@ class ArenaLayout {
   std::size_t size_ = 0;
 };
 
-template <class F, class Inputs>
-void run_map_job(WorkerContext& context) {
-  using Types = MapTypes<F, Inputs>;
-  using Item = typename Types::Item;
-  using Result = typename Types::Result;
+// Calls each(item) for the items [begin, end) of `chunk`; `i` follows the item being run, so a
+// failure can be attributed.
+template <class Item, bool kLazyRange, class Each>
+void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i,
+                   std::uint64_t end, Each&& each) {
   const JobDescriptor& job = context.job();
-  std::byte* arena = context.arena();
-  DecodedFunction<F> decoded(arena + job.function_offset, job.function_size);
-  F& function = decoded.get();
-  const auto* arg_index = reinterpret_cast<const std::uint64_t*>(arena + job.arg_index_offset);
-  [[maybe_unused]] auto* slots = reinterpret_cast<Result*>(arena + job.result_offset);
-  [[maybe_unused]] auto* records = reinterpret_cast<ChunkRecord*>(arena + job.record_offset);
+  if constexpr (kLazyRange) {
+    for (; i < end; ++i) {
+      context.set_current_item(static_cast<std::int64_t>(i));
+      Item item = static_cast<Item>(job.range_first + static_cast<std::int64_t>(i));
+      each(item);
+    }
+  } else {
+    const auto* index = reinterpret_cast<const std::uint64_t*>(context.arena() + job.arg_index_offset);
+    Decoder<Item> arguments(context.arena() + index[chunk], index[chunk + 1] - index[chunk]);
+    for (; i < end; ++i) {
+      context.set_current_item(static_cast<std::int64_t>(i));
+      Item item = arguments.next();
+      each(item);
+    }
+  }
+}
 
-  std::uint64_t chunk = 0;
-  while (context.next_chunk(chunk)) {
+// Stores the results of one chunk: in place (`slots` + first) or as a record of the worker's
+// result buffer. emit(store) calls store(result) for each result in order.
+template <class Result, class Emit>
+void store_chunk_results(WorkerContext& context, std::uint64_t chunk, std::uint64_t first,
+                         Emit&& emit) {
+  const JobDescriptor& job = context.job();
+  if constexpr (std::is_trivially_copyable_v<Result>) {
+    auto* slots = reinterpret_cast<Result*>(context.arena() + job.result_offset);
+    std::uint64_t next = first;
+    emit([&](auto&& result) {
+      ::new (static_cast<void*>(slots + next++)) Result(std::forward<decltype(result)>(result));
+    });
+  } else {
+    auto* records = reinterpret_cast<ChunkRecord*>(context.arena() + job.record_offset);
+    std::ostream& out = context.begin_record();
+    const std::size_t start = context.result_position();
+    {
+      cereal::BinaryOutputArchive archive(out);
+      emit([&](const Result& result) { archive(result); });
+    }
+    records[chunk] =
+        ChunkRecord{context.index(), kRecordWritten, start, context.result_position() - start};
+    context.end_record();
+  }
+}
+
+template <class F, class Item, bool kLazyRange>
+void run_map_job(WorkerContext& context, std::uint64_t chunk) {
+  using Result = std::decay_t<std::invoke_result_t<F&, Item&>>;
+  const JobDescriptor& job = context.job();
+  DecodedFunction<F> decoded(context.arena() + job.function_offset, job.function_size);
+  F& function = decoded.get();
+  do {
     const std::uint64_t begin = chunk * job.chunksize;
     const std::uint64_t end = std::min<std::uint64_t>(begin + job.chunksize, job.n_items);
     std::uint64_t i = begin;
     try {
-      auto emit = [&](auto&& store) {
-        if constexpr (Types::kLazyRange) {
-          for (; i < end; ++i) {
-            context.set_current_item(static_cast<std::int64_t>(i));
-            Item item = static_cast<Item>(job.range_first + static_cast<std::int64_t>(i));
-            store(std::invoke(function, item));
-          }
-        } else {
-          Decoder<Item> arguments(arena + arg_index[chunk],
-                                  arg_index[chunk + 1] - arg_index[chunk]);
-          for (; i < end; ++i) {
-            context.set_current_item(static_cast<std::int64_t>(i));
-            Item item = arguments.next();
-            store(std::invoke(function, item));
-          }
-        }
-      };
-      if constexpr (Types::kResultInPlace) {
-        emit([&](auto&& result) {
-          ::new (static_cast<void*>(slots + i)) Result(std::forward<decltype(result)>(result));
-        });
-      } else {
-        const std::size_t start = context.result_position();
-        {
-          cereal::BinaryOutputArchive archive(context.result_stream());
-          emit([&](const Result& result) { archive(result); });
-        }
-        records[chunk] = ChunkRecord{context.index(), 0, start, context.result_position() - start};
-      }
+      store_chunk_results<Result>(context, chunk, begin, [&](auto&& store) {
+        for_each_item<Item, kLazyRange>(context, chunk, i, end,
+                                        [&](Item& item) { store(std::invoke(function, item)); });
+      });
     } catch (...) {
-      context.fail_task(static_cast<std::int64_t>(i), std::current_exception());
+      context.fail_task(chunk, static_cast<std::int64_t>(i), std::current_exception());
       return;
     }
-  }
+    context.chunk_done(chunk);
+  } while (context.next_chunk(chunk));
+}
+
+// acc = op(acc, f(item)) over a chunk, from init; one T per chunk.
+template <class F, class Item, bool kLazyRange, class Op, class T>
+void run_reduce_job(WorkerContext& context, std::uint64_t chunk) {
+  const JobDescriptor& job = context.job();
+  DecodedFunction<F> decoded(context.arena() + job.function_offset, job.function_size);
+  DecodedFunction<Op> decoded_op(context.arena() + job.op_offset, job.op_size);
+  Decoder<T> init_decoder(context.arena() + job.init_offset, job.init_size);
+  const T init = init_decoder.next();
+  F& function = decoded.get();
+  Op& op = decoded_op.get();
+  do {
+    const std::uint64_t begin = chunk * job.chunksize;
+    const std::uint64_t end = std::min<std::uint64_t>(begin + job.chunksize, job.n_items);
+    std::uint64_t i = begin;
+    try {
+      T acc = init;
+      for_each_item<Item, kLazyRange>(context, chunk, i, end, [&](Item& item) {
+        acc = std::invoke(op, std::move(acc), std::invoke(function, item));
+      });
+      store_chunk_results<T>(context, chunk, chunk, [&](auto&& store) { store(std::move(acc)); });
+    } catch (...) {
+      context.fail_task(chunk, static_cast<std::int64_t>(i), std::current_exception());
+      return;
+    }
+    context.chunk_done(chunk);
+  } while (context.next_chunk(chunk));
 }
 
 }  // namespace pool::detail

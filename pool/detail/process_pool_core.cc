@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <boost/asio/read.hpp>
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -87,15 +86,48 @@ int reap(pid_t pid, std::chrono::milliseconds grace) {
   return status;
 }
 
+bool sigint_is_default() {
+  struct sigaction current {};
+  return ::sigaction(SIGINT, nullptr, &current) == 0 && current.sa_handler == SIG_DFL &&
+         (current.sa_flags & SA_SIGINFO) == 0;
+}
+
+std::exception_ptr not_running(const char* why) {
+  return std::make_exception_ptr(PoolNotRunning(why));
+}
+
 }  // namespace
 
-ProcessPoolCore::ProcessPoolCore(int workers, bool allow_fork_with_threads)
-    : owner_(::getpid()), sigchld_(io_) {
+// Wakes the parent through the worker's socket, only when the parent said it sleeps.
+class ProcessPoolCore::WorkerLink final : public ParentLink {
+ public:
+  WorkerLink(ControlBlock* control, std::uint32_t index, int fd)
+      : control_(control), index_(index), fd_(fd) {}
+
+  void notify(bool job_level_event) override {
+    const std::uint32_t level = control_->parent_sleeping.load(std::memory_order_seq_cst);
+    if (level == kParentAwake || (!job_level_event && level != kParentWaitsForWorkers)) return;
+    if (control_->parent_sleeping.exchange(kParentAwake) != kParentAwake) {
+      if (!write_message(fd_, make_message(MessageType::kProgress, index_))) ::_exit(0);
+    }
+  }
+
+ private:
+  ControlBlock* control_;
+  std::uint32_t index_;
+  int fd_;
+};
+
+ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
+    : owner_(::getpid()), options_(std::move(options)), sigchld_(io_), interrupts_(io_) {
   if (workers < 1) {
     throw std::invalid_argument("pool: a pool needs at least 1 worker, got " +
                                 std::to_string(workers));
   }
-  if (!allow_fork_with_threads) {
+  if (options_.task_timeout.count() < 0) {
+    throw std::invalid_argument("pool: task_timeout must not be negative");
+  }
+  if (!options_.allow_fork_with_threads) {
     int threads = threads_in_this_process();
     // A thread that was just joined can stay listed for a moment while the kernel tears it down.
     for (int retry = 0; threads > 1 && retry < 20; ++retry) {
@@ -114,8 +146,10 @@ ProcessPoolCore::ProcessPoolCore(int workers, bool allow_fork_with_threads)
   const auto count = static_cast<std::size_t>(workers);
   control_segment_ = SharedSegment::anonymous(round_to_pages(ControlBlock::bytes_for(count)));
   control_ = new (control_segment_.data()) ControlBlock;
+  control_->task_timeout_ns = options_.task_timeout.count();
+  control_->max_chunks_per_worker = options_.maxtasksperchild;
   for (std::size_t i = 0; i < count; ++i) new (control_->slots() + i) WorkerSlot;
-  arena_ = SharedSegment::anonymous(kInitialArenaBytes);
+  arena_ = Arena(SharedSegment::anonymous(kInitialArenaBytes));
   workers_.resize(count);
   for (auto& worker : workers_) worker.results = SharedSegment::anonymous(kInitialResultBytes);
 
@@ -123,28 +157,64 @@ ProcessPoolCore::ProcessPoolCore(int workers, bool allow_fork_with_threads)
   arm_sigchld();
   try {
     for (std::uint32_t i = 0; i < count; ++i) spawn(i);
+    if (options_.initializer) wait_for_startup();
   } catch (...) {
-    stop_workers();  // the destructor will not run: reap the ones already forked
+    stop_workers(true);  // the destructor will not run: reap the ones already forked
     throw;
   }
 }
 
 ProcessPoolCore::~ProcessPoolCore() {
   if (::getpid() != owner_) return;
-  stop_workers();
+  if (state_ != State::kTerminated && driving_ == 0) {
+    try {
+      close();
+      join();
+      return;
+    } catch (...) {
+      // Interrupted or broken while waiting: fall through and stop everything now.
+    }
+  }
+  state_ = State::kTerminated;
+  stop_workers(true);
 }
 
-void ProcessPoolCore::stop_workers() {
+void ProcessPoolCore::wait_for_startup() {
+  drive_until(
+      [this] {
+        return broken_ || std::all_of(workers_.begin(), workers_.end(),
+                                      [](const Worker& w) { return w.ready || !w.alive; });
+      },
+      std::nullopt);
+  if (broken_) std::rethrow_exception(broken_);
+}
+
+void ProcessPoolCore::stop_workers(bool kill_now) {
   // EOF on its socket tells an idle worker to exit; one stuck in a task is killed after a grace.
   for (auto& worker : workers_) {
-    if (worker.alive) close_channel(worker);
+    if (!worker.alive) continue;
+    if (kill_now) ::kill(worker.pid, SIGKILL);
+    close_channel(worker);
   }
   for (auto& worker : workers_) {
     if (worker.alive) {
-      reap(worker.pid, kExitGrace);
+      reap(worker.pid, kill_now ? std::chrono::milliseconds(0) : kExitGrace);
       worker.alive = false;
     }
+    worker.pending_results = SharedSegment();
   }
+}
+
+void ProcessPoolCore::check_can_submit() const {
+  if (::getpid() != owner_) {
+    throw std::logic_error("pool: a ProcessPool can only be used by the process that created it");
+  }
+  if (driving_ > 0) {
+    throw std::logic_error("pool: a callback cannot submit work to or wait on its ProcessPool");
+  }
+  if (broken_) std::rethrow_exception(broken_);
+  if (state_ == State::kClosed) throw PoolNotRunning("pool: the pool was closed");
+  if (state_ == State::kTerminated) throw PoolNotRunning("pool: the pool was terminated");
 }
 
 void ProcessPoolCore::spawn(std::uint32_t index) {
@@ -152,7 +222,12 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     throw std::system_error(errno, std::generic_category(), "pool: socketpair for a worker");
   }
-  control_->slots()[index].current_item.store(-1, std::memory_order_relaxed);
+  WorkerSlot& slot = control_->slots()[index];
+  slot.current_item.store(kNoItem, std::memory_order_relaxed);
+  slot.item_started_ns.store(0, std::memory_order_relaxed);
+  slot.sleeping.store(0, std::memory_order_relaxed);
+  // A replacement helps with every job still in flight.
+  slot.position.store(live_.empty() ? posted_ : live_.front().position, std::memory_order_release);
   // Flushed now, or each worker would print the parent's buffered output again when it exits.
   std::fflush(nullptr);
   const pid_t pid = ::fork();
@@ -169,6 +244,8 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != owner_) ::_exit(1);
     ::signal(SIGCHLD, SIG_DFL);
+    // Ctrl-C reaches the whole process group; the parent decides what happens to workers.
+    ::signal(SIGINT, SIG_IGN);
     serve(index, fds[1]);
   }
   ::close(fds[1]);
@@ -176,50 +253,58 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   Worker& worker = workers_[index];
   worker.pid = pid;
   worker.alive = true;
-  worker.busy = false;
+  worker.ready = !options_.initializer;
+  worker.timed_out = false;
   worker.awaiting_arena_ack = false;
+  worker.protocol_error.clear();
   worker.channel = std::make_unique<boost::asio::posix::stream_descriptor>(io_, fds[0]);
   arm_read(index);
-}
-
-void ProcessPoolCore::respawn_dead() {
-  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
-    if (!workers_[i].alive) spawn(i);
-  }
 }
 
 void ProcessPoolCore::serve(std::uint32_t index, int fd) {
   int exit_code = 0;
   try {
-    WorkerSlot& slot = control_->slots()[index];
+    WorkerSlot& me = control_->slots()[index];
     Worker& self = workers_[index];
+    std::byte* arena = arena_.data();
+    SharedSegment mapped_arena;  // the arena, once it was replaced after this fork
     ResultBuffer results(
         [&](std::size_t bytes) { grow_results_in_worker(index, fd, bytes, results); });
-    auto fail = [&](std::int64_t item, std::exception_ptr error) {
-      const TaskFailure failure = TaskFailure::capture(item, std::move(error));
-      std::ostream stream(&results);
-      const std::size_t start = results.position();
-      {
-        cereal::BinaryOutputArchive archive(stream);
-        archive(failure);
-      }
-      write_message(
-          fd, make_message(MessageType::kTaskFailed, index, 0, start, results.position() - start));
-    };
+    // Records of a dead predecessor that the parent has not read yet stay where they are.
+    const bool unread = me.records_produced.load() != me.records_consumed.load();
+    results.reset(self.results.data(), self.results.size(), unread ? me.records_end.load() : 0);
+    if (options_.initializer) run_initializer(index, fd, results);
+    WorkerLink link(control_, index, fd);
+    std::uint64_t chunks_left = control_->max_chunks_per_worker != 0
+                                    ? control_->max_chunks_per_worker
+                                    : std::numeric_limits<std::uint64_t>::max();
+    std::uint64_t position = me.position.load(std::memory_order_acquire);
     Message message{};
-    while (read_message(fd, message)) {
+    for (;;) {
+      if (position < control_->posted.load(std::memory_order_acquire)) {
+        JobSlot& job = control_->slot_of(position);
+        WorkerContext context(control_, &job, index, arena, &results, &link, &chunks_left);
+        std::uint64_t chunk = 0;
+        if (context.next_chunk(chunk)) job.job.runner(context, chunk);
+        if (chunks_left == 0) break;  // maxtasksperchild: the parent starts a replacement
+        me.position.store(++position, std::memory_order_seq_cst);
+        // The parent may be waiting for every worker to leave a cancelled job.
+        link.notify(job.cancelled.load(std::memory_order_seq_cst) != 0);
+        continue;
+      }
+      me.sleeping.store(1, std::memory_order_seq_cst);
+      if (position < control_->posted.load(std::memory_order_seq_cst)) {
+        me.sleeping.store(0, std::memory_order_relaxed);  // a kWake may follow: it is harmless
+        continue;
+      }
+      if (!read_message(fd, message)) break;  // EOF: the pool is closing
+      me.sleeping.store(0, std::memory_order_relaxed);
       switch (message.type) {
-        case MessageType::kRunJob: {
-          const std::uint64_t seq = control_->job_seq.load(std::memory_order_acquire);
-          results.reset(self.results.data(), self.results.size(), 0);
-          WorkerContext context(control_, index, arena_.data(), &results, fail);
-          control_->job.runner(context);
-          slot.current_item.store(-1, std::memory_order_relaxed);
-          if (!write_message(fd, make_message(MessageType::kJobDone, index, seq))) ::_exit(0);
+        case MessageType::kWake:
           break;
-        }
         case MessageType::kMapArena:
-          arena_ = SharedSegment::open_named(message.name, message.a);
+          mapped_arena = SharedSegment::open_named(message.name, message.a);
+          arena = mapped_arena.data();
           if (!write_message(fd, make_message(MessageType::kMapped, index))) ::_exit(0);
           break;
         default:
@@ -233,11 +318,32 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
   ::_exit(exit_code);
 }
 
+void ProcessPoolCore::run_initializer(std::uint32_t index, int fd, ResultBuffer& results) {
+  try {
+    options_.initializer();
+  } catch (...) {
+    const TaskFailure failure = TaskFailure::capture(-1, std::current_exception());
+    std::ostream stream(&results);
+    const std::size_t start = results.position();
+    {
+      cereal::BinaryOutputArchive archive(stream);
+      archive(failure);
+    }
+    write_message(fd, make_message(MessageType::kInitFailed, index, 0, start,
+                                   results.position() - start));
+    std::fflush(nullptr);
+    ::_exit(0);
+  }
+  if (!write_message(fd, make_message(MessageType::kReady, index))) ::_exit(0);
+}
+
 void ProcessPoolCore::grow_results_in_worker(std::uint32_t index, int fd, std::size_t bytes,
                                              ResultBuffer& buffer) {
   if (!write_message(fd, make_message(MessageType::kNeedSpill, index, 0, bytes))) ::_exit(0);
   Message reply{};
-  if (!read_message(fd, reply)) ::_exit(0);
+  do {
+    if (!read_message(fd, reply)) ::_exit(0);
+  } while (reply.type == MessageType::kWake);  // a wake-up sent before the parent saw the request
   if (reply.type != MessageType::kMapSpill || reply.a < bytes) ::_exit(3);
   SharedSegment larger = SharedSegment::open_named(reply.name, reply.a);
   const std::size_t used = buffer.position();
@@ -279,24 +385,34 @@ void ProcessPoolCore::on_message(std::uint32_t index, pid_t pid,
     return;
   }
   handle_message(index, worker.inbox);
-  if (worker.alive) arm_read(index);
+  if (worker.alive && worker.pid == pid) arm_read(index);
 }
 
 void ProcessPoolCore::handle_message(std::uint32_t index, const Message& message) {
   Worker& worker = workers_[index];
   if (message.worker != index) return reject(index, "a message naming another worker");
   switch (message.type) {
-    case MessageType::kJobDone:
-      if (message.seq != seq_) return reject(index, "a completion for another job");
-      worker.busy = false;
+    case MessageType::kProgress:
+      return;  // waking the parent was the point
+    case MessageType::kReady:
+      worker.ready = true;
       return;
-    case MessageType::kTaskFailed:
+    case MessageType::kInitFailed: {
       if (message.a > worker.results.size() || message.b > worker.results.size() - message.a) {
-        return reject(index, "a failure record outside its result buffer");
+        return reject(index, "an initializer failure outside its result buffer");
       }
-      worker.failures.emplace_back(message.a, message.b);
-      control_->cancelled.store(1, std::memory_order_relaxed);
+      MemoryReadBuffer buffer(worker.results.data() + message.a, message.b);
+      std::istream stream(&buffer);
+      cereal::BinaryInputArchive archive(stream);
+      TaskFailure failure;
+      archive(failure);
+      worker.ready = true;
+      if (!broken_) {
+        broken_ = std::make_exception_ptr(InitializerError(failure.type, failure.message));
+        fail_everything(broken_);
+      }
       return;
+    }
     case MessageType::kNeedSpill: {
       if (message.a > kMaxResultBytes || worker.pending_results.size() != 0) {
         return reject(index, "an impossible result-buffer request");
@@ -326,10 +442,8 @@ void ProcessPoolCore::handle_message(std::uint32_t index, const Message& message
 
 void ProcessPoolCore::reject(std::uint32_t index, const char* why) {
   Worker& worker = workers_[index];
-  if (!protocol_error_) {
-    protocol_error_ = "pool: worker process " + std::to_string(worker.pid) + " sent " + why +
-                      "; it was stopped and replaced";
-  }
+  worker.protocol_error = "pool: worker process " + std::to_string(worker.pid) + " sent " + why +
+                          " on its control channel; it was stopped and replaced";
   ::kill(worker.pid, SIGKILL);
   on_exit(index, reap(worker.pid, kExitGrace));
 }
@@ -344,15 +458,34 @@ void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {
     worker.awaiting_arena_ack = false;
     --arena_acks_pending_;
   }
-  if (worker.busy) {
-    worker.busy = false;
-    control_->cancelled.store(1, std::memory_order_relaxed);
-    if (!death_) {
-      const std::int64_t item =
-          control_->slots()[index].current_item.load(std::memory_order_relaxed);
-      death_ = Death{item < 0 ? WorkerDied::kNoTask : item, worker.pid, wait_status};
+  if (state_ == State::kTerminated) return;
+  const WorkerSlot& slot = control_->slots()[index];
+  const std::int64_t item = slot.current_item.load(std::memory_order_relaxed);
+  if (item != kNoItem || worker.timed_out || !worker.protocol_error.empty()) {
+    const std::int64_t task = item < 0 ? WorkerDied::kNoTask : item;
+    std::exception_ptr error;
+    if (!worker.protocol_error.empty()) {
+      error = std::make_exception_ptr(std::runtime_error(worker.protocol_error));
+    } else if (worker.timed_out) {
+      error = std::make_exception_ptr(
+          TaskTimeout(task, worker.pid, wait_status,
+                      std::chrono::duration<double>(options_.task_timeout).count()));
+    } else {
+      error = std::make_exception_ptr(WorkerDied(task, worker.pid, wait_status));
     }
+    fail_job_of_worker(index, error);
   }
+  // Otherwise it died between tasks (maxtasksperchild, or killed while idle): nothing was lost.
+  if (!worker.ready) {
+    if (!broken_) {
+      broken_ = std::make_exception_ptr(InitializerError(
+          "a fatal signal or exit", "worker process " + std::to_string(worker.pid) +
+                                        " ended while running the initializer"));
+      fail_everything(broken_);
+    }
+    return;
+  }
+  if (!broken_) spawn(index);
 }
 
 void ProcessPoolCore::close_channel(Worker& worker) {
@@ -366,11 +499,34 @@ bool ProcessPoolCore::send(std::uint32_t index, const Message& message) {
   return write_message(workers_[index].channel->native_handle(), message);
 }
 
-std::byte* ProcessPoolCore::reserve_arena(std::size_t bytes) {
-  if (bytes <= arena_.size()) return arena_.data();
-  SharedSegment larger =
-      SharedSegment::create_named(round_to_pages(std::max(bytes, 2 * arena_.size())));
-  io_.restart();
+void ProcessPoolCore::wake_workers() {
+  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+    if (workers_[i].alive &&
+        control_->slots()[i].sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+      send(i, make_message(MessageType::kWake, i));  // a dead one shows up as EOF
+    }
+  }
+}
+
+std::uint64_t ProcessPoolCore::allocate_region(std::size_t bytes) {
+  check_can_submit();
+  for (;;) {
+    if (std::optional<std::uint64_t> offset = arena_.allocate(bytes)) return *offset;
+    const std::size_t before = arena_.regions();
+    if (before == 0) {
+      grow_arena(bytes);
+      continue;
+    }
+    // Running jobs hold the space: wait until one finishes, then try again.
+    drive_until([&] { return arena_.regions() < before || broken_ || state_ != State::kRunning; },
+                std::nullopt);
+    check_can_submit();
+  }
+}
+
+void ProcessPoolCore::grow_arena(std::size_t bytes) {
+  SharedSegment larger = SharedSegment::create_named(
+      round_to_pages(std::max(Arena::space_for(bytes), 2 * arena_.size())));
   for (std::uint32_t i = 0; i < workers_.size(); ++i) {
     if (!workers_[i].alive) continue;
     if (send(i,
@@ -379,59 +535,269 @@ std::byte* ProcessPoolCore::reserve_arena(std::size_t bytes) {
       ++arena_acks_pending_;
     }
   }
-  while (arena_acks_pending_ > 0) io_.run_one();
+  drive_until([this] { return arena_acks_pending_ == 0; }, std::nullopt);
   larger.unlink();
-  arena_ = std::move(larger);
-  respawn_dead();  // a worker forked now inherits the new arena
-  if (protocol_error_) throw std::runtime_error(*std::exchange(protocol_error_, std::nullopt));
-  return arena_.data();
+  // Workers forked from now on inherit the new mapping.
+  arena_ = Arena(std::move(larger));
 }
 
-void ProcessPoolCore::run(JobDescriptor job) {
+std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t region,
+                                    std::shared_ptr<JobListener> listener) {
+  if (!live_.empty() && posted_ - live_.front().position >= kJobSlots) {
+    drive_until(
+        [this] {
+          return live_.empty() || posted_ - live_.front().position < kJobSlots ||
+                 state_ == State::kTerminated || broken_;
+        },
+        std::nullopt);
+  }
+  try {
+    check_can_submit();
+  } catch (...) {
+    arena_.free(region);
+    throw;
+  }
+  std::byte* base = arena_.data();
+  if (job.log_offset != 0) std::memset(base + job.log_offset, 0, job.n_chunks * sizeof(std::uint32_t));
+  if (job.record_offset != 0) std::memset(base + job.record_offset, 0, job.n_chunks * sizeof(ChunkRecord));
+  auto* failures = reinterpret_cast<WorkerFailure*>(base + job.failure_offset);
+  for (std::size_t w = 0; w < workers_.size(); ++w) new (failures + w) WorkerFailure{{0}, 0, 0};
+
+  const std::uint64_t position = posted_;
+  JobSlot& slot = control_->slot_of(position);
+  slot.job = job;
+  slot.next_chunk.store(0, std::memory_order_relaxed);
+  slot.log_cursor.store(0, std::memory_order_relaxed);
+  slot.completed.store(0, std::memory_order_relaxed);
+  slot.cancelled.store(0, std::memory_order_relaxed);
+  LiveJob live;
+  live.position = position;
+  live.job = job;
+  live.region = region;
+  live.listener = std::move(listener);
+  live_.push_back(std::move(live));
+  control_->posted.store(++posted_, std::memory_order_seq_cst);
+  wake_workers();
+  return position;
+}
+
+ProcessPoolCore::LiveJob* ProcessPoolCore::find_job(std::uint64_t position) {
+  if (live_.empty() || position < live_.front().position || position >= posted_) return nullptr;
+  return &live_[position - live_.front().position];
+}
+
+void ProcessPoolCore::cancel(std::uint64_t position) {
+  LiveJob* job = find_job(position);
+  if (job == nullptr || job->settled) return;
+  job->failed = true;
+  control_->slot_of(position).cancelled.store(1, std::memory_order_seq_cst);
+  settle(*job, not_running("pool: the call was cancelled"));
+}
+
+void ProcessPoolCore::fail_job_of_worker(std::uint32_t index, std::exception_ptr error) {
+  const std::uint64_t position = control_->slots()[index].position.load(std::memory_order_acquire);
+  LiveJob* job = find_job(position);
+  if (job == nullptr || job->settled) return;
+  JobSlot& slot = control_->slot_of(position);
+  if (slot.completed.load(std::memory_order_acquire) == job->job.n_chunks) return;
+  job->failed = true;
+  slot.cancelled.store(1, std::memory_order_seq_cst);
+  // Reported at once; the job's memory stays until the other workers have left it.
+  settle(*job, std::move(error));
+}
+
+bool ProcessPoolCore::all_workers_past(std::uint64_t position) {
+  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+    if (workers_[i].alive &&
+        control_->slots()[i].position.load(std::memory_order_seq_cst) <= position) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::exception_ptr ProcessPoolCore::failure_of_chunk(LiveJob& job, std::uint64_t chunk) {
+  auto* failures = reinterpret_cast<WorkerFailure*>(arena_.data() + job.job.failure_offset);
+  for (std::uint32_t w = 0; w < workers_.size(); ++w) {
+    if (failures[w].chunk_plus_one.load(std::memory_order_acquire) != chunk + 1) continue;
+    const std::byte* data = results_of(w, failures[w].offset, failures[w].size);
+    MemoryReadBuffer buffer(data, failures[w].size);
+    std::istream stream(&buffer);
+    cereal::BinaryInputArchive archive(stream);
+    TaskFailure failure;
+    archive(failure);
+    return std::make_exception_ptr(failure.to_error());
+  }
+  return std::make_exception_ptr(std::runtime_error("pool: a failed chunk left no failure record"));
+}
+
+std::exception_ptr ProcessPoolCore::lowest_failure(LiveJob& job) {
+  auto* failures = reinterpret_cast<WorkerFailure*>(arena_.data() + job.job.failure_offset);
+  std::optional<TaskFailure> lowest;
+  for (std::uint32_t w = 0; w < workers_.size(); ++w) {
+    if (failures[w].chunk_plus_one.load(std::memory_order_acquire) == 0) continue;
+    const std::byte* data = results_of(w, failures[w].offset, failures[w].size);
+    MemoryReadBuffer buffer(data, failures[w].size);
+    std::istream stream(&buffer);
+    cereal::BinaryInputArchive archive(stream);
+    TaskFailure failure;
+    archive(failure);
+    if (!lowest || failure.index < lowest->index) lowest = std::move(failure);
+  }
+  return lowest ? std::make_exception_ptr(lowest->to_error()) : nullptr;
+}
+
+void ProcessPoolCore::settle(LiveJob& job, std::exception_ptr error) {
+  job.settled = true;
+  std::shared_ptr<JobListener> listener = std::move(job.listener);
+  if (listener) listener->on_settled(error);
+}
+
+void ProcessPoolCore::collect() {
+  for (LiveJob& job : live_) {
+    if (job.region == 0) continue;  // retired; waits for the workers to move past its slot
+    JobSlot& slot = control_->slot_of(job.position);
+    const std::uint64_t completed = slot.completed.load(std::memory_order_acquire);
+    if (!job.settled && job.job.log_offset != 0) {
+      auto* log = reinterpret_cast<std::atomic<std::uint32_t>*>(arena_.data() + job.job.log_offset);
+      while (job.logged < job.job.n_chunks && job.listener) {
+        const std::uint32_t entry = log[job.logged].load(std::memory_order_acquire);
+        if (entry == 0) break;
+        ++job.logged;
+        const std::uint64_t chunk = (entry & ~kChunkFailedBit) - 1;
+        const bool failed = (entry & kChunkFailedBit) != 0;
+        job.listener->on_chunk(chunk, failed ? failure_of_chunk(job, chunk) : nullptr);
+      }
+    }
+    const bool all_done = completed == job.job.n_chunks;
+    if (!job.settled) {
+      if (all_done) {
+        settle(job, lowest_failure(job));
+      } else if (slot.cancelled.load(std::memory_order_seq_cst) != 0 &&
+                 all_workers_past(job.position)) {
+        std::exception_ptr error = lowest_failure(job);
+        settle(job, error ? error : not_running("pool: the call was cancelled"));
+      }
+    }
+    if (job.settled && (all_done || all_workers_past(job.position))) {
+      // Records nobody decoded (a failed or cancelled call) are released with the job.
+      if (job.job.record_offset != 0) {
+        auto* records = reinterpret_cast<ChunkRecord*>(arena_.data() + job.job.record_offset);
+        for (std::uint64_t c = 0; c < job.job.n_chunks; ++c) {
+          if (records[c].state == kRecordWritten) release_record(records[c].worker);
+        }
+      }
+      auto* failures = reinterpret_cast<WorkerFailure*>(arena_.data() + job.job.failure_offset);
+      for (std::uint32_t w = 0; w < workers_.size(); ++w) {
+        if (failures[w].chunk_plus_one.load(std::memory_order_acquire) != 0) release_record(w);
+      }
+      arena_.free(job.region);
+      job.region = 0;
+    }
+  }
+  while (!live_.empty() && live_.front().region == 0 && all_workers_past(live_.front().position)) {
+    live_.pop_front();
+  }
+}
+
+void ProcessPoolCore::release_record(std::uint32_t worker) {
+  control_->slots()[worker].records_consumed.fetch_add(1, std::memory_order_release);
+}
+
+void ProcessPoolCore::fail_everything(const std::exception_ptr& error) {
+  for (LiveJob& job : live_) {
+    if (job.settled) continue;
+    job.failed = true;
+    control_->slot_of(job.position).cancelled.store(1, std::memory_order_seq_cst);
+    settle(job, error);
+  }
+}
+
+void ProcessPoolCore::check_timeouts() {
+  const std::int64_t now = WorkerContext::monotonic_ns();
+  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+    Worker& worker = workers_[i];
+    const WorkerSlot& slot = control_->slots()[i];
+    if (!worker.alive || worker.timed_out) continue;
+    if (slot.current_item.load(std::memory_order_relaxed) < 0) continue;
+    const std::int64_t started = slot.item_started_ns.load(std::memory_order_relaxed);
+    if (started != 0 && now - started > control_->task_timeout_ns) {
+      worker.timed_out = true;
+      ::kill(worker.pid, SIGKILL);  // its EOF and SIGCHLD report the death
+    }
+  }
+}
+
+bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
+                                  std::optional<Clock::time_point> deadline) {
   if (::getpid() != owner_) {
     throw std::logic_error("pool: a ProcessPool can only be used by the process that created it");
   }
-  io_.restart();
-  io_.poll();  // deaths between calls
-  respawn_dead();
-  death_.reset();
-  protocol_error_.reset();
-  const std::uint64_t seq = ++seq_;
-  control_->job = job;
-  control_->next_chunk.store(0, std::memory_order_relaxed);
-  control_->cancelled.store(0, std::memory_order_relaxed);
-  control_->job_seq.store(seq, std::memory_order_release);
-  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
-    workers_[i].failures.clear();
-    workers_[i].busy = true;
-    send(i, make_message(MessageType::kRunJob, i, seq));  // a dead one shows up as EOF
+  if (driving_ > 0) {
+    throw std::logic_error("pool: a callback cannot submit work to or wait on its ProcessPool");
   }
-  auto anyone_busy = [this] {
-    return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.busy; });
-  };
-  while (anyone_busy()) io_.run_one();
-  respawn_dead();
-  throw_failure();
-}
-
-void ProcessPoolCore::throw_failure() {
-  if (death_) {
-    const Death death = *std::exchange(death_, std::nullopt);
-    throw WorkerDied(death.task_index, death.pid, death.wait_status);
+  struct Depth {
+    int& depth;
+    explicit Depth(int& d) : depth(d) { ++depth; }
+    ~Depth() { --depth; }
+  } depth(driving_);
+  // Ctrl-C while the caller waits stops the workers and raises Interrupted; outside pool calls
+  // SIGINT keeps its default action (workers then die with the parent). A program that installed
+  // its own SIGINT handler keeps it.
+  const bool catch_interrupts = options_.handle_interrupts && sigint_is_default();
+  if (catch_interrupts) {
+    interrupts_.add(SIGINT);
+    interrupts_.async_wait([this](const boost::system::error_code& error, int signal_number) {
+      if (!error) interrupted_ = signal_number;
+    });
   }
-  if (protocol_error_) throw std::runtime_error(*std::exchange(protocol_error_, std::nullopt));
-  std::optional<TaskFailure> first;
-  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
-    for (const auto& [offset, size] : workers_[i].failures) {
-      MemoryReadBuffer buffer(workers_[i].results.data() + offset, size);
-      std::istream stream(&buffer);
-      cereal::BinaryInputArchive archive(stream);
-      TaskFailure failure;
-      archive(failure);
-      if (!first || failure.index < first->index) first = std::move(failure);
+  struct RemoveInterrupts {
+    boost::asio::signal_set& set;
+    bool active;
+    ~RemoveInterrupts() {
+      if (!active) return;
+      boost::system::error_code ignored;
+      set.cancel(ignored);
+      set.remove(SIGINT, ignored);
     }
+  } remove_interrupts{interrupts_, catch_interrupts};
+
+  const bool timed = options_.task_timeout.count() > 0;
+  const auto check_period = std::clamp<Clock::duration>(
+      std::chrono::duration_cast<Clock::duration>(options_.task_timeout / 10),
+      std::chrono::milliseconds(1), std::chrono::milliseconds(50));
+  io_.restart();
+  for (;;) {
+    io_.poll();
+    if (interrupted_ != 0) {
+      const int signal_number = std::exchange(interrupted_, 0);
+      terminate();
+      throw Interrupted(signal_number);
+    }
+    if (timed) check_timeouts();
+    collect();
+    if (done()) return true;
+    if (deadline && Clock::now() >= *deadline) return false;
+    bool waits_for_workers = !live_.empty() && posted_ - live_.front().position >= kJobSlots;
+    for (const LiveJob& job : live_) waits_for_workers = waits_for_workers || job.failed || job.settled;
+    control_->parent_sleeping.store(waits_for_workers ? kParentWaitsForWorkers : kParentWaitsForJobs,
+                                    std::memory_order_seq_cst);
+    collect();
+    if (done()) {
+      control_->parent_sleeping.store(kParentAwake, std::memory_order_relaxed);
+      return true;
+    }
+    std::optional<Clock::duration> wait;
+    if (deadline) wait = std::max<Clock::duration>(*deadline - Clock::now(), Clock::duration(0));
+    if (timed && !live_.empty()) wait = wait ? std::min(*wait, check_period) : check_period;
+    io_.restart();
+    if (wait) {
+      io_.run_one_for(*wait);
+    } else {
+      io_.run_one();
+    }
+    control_->parent_sleeping.store(kParentAwake, std::memory_order_relaxed);
   }
-  if (first) throw first->to_error();
 }
 
 const std::byte* ProcessPoolCore::results_of(std::uint32_t worker, std::uint64_t offset,
@@ -441,6 +807,41 @@ const std::byte* ProcessPoolCore::results_of(std::uint32_t worker, std::uint64_t
     throw std::runtime_error("pool: a chunk's results lie outside its worker's result buffer");
   }
   return workers_[worker].results.data() + offset;
+}
+
+void ProcessPoolCore::close() {
+  if (state_ == State::kRunning) state_ = State::kClosed;
+}
+
+void ProcessPoolCore::join() {
+  if (state_ == State::kRunning) {
+    throw std::logic_error("pool: join() needs close() or terminate() first");
+  }
+  if (state_ == State::kClosed && !broken_) {
+    drive_until(
+        [this] {
+          return std::all_of(live_.begin(), live_.end(), [](const LiveJob& j) { return j.settled; });
+        },
+        std::nullopt);
+  }
+  state_ = State::kTerminated;  // no replacements from here on
+  stop_workers(false);
+  live_.clear();
+}
+
+void ProcessPoolCore::terminate() {
+  if (state_ == State::kTerminated && std::none_of(workers_.begin(), workers_.end(),
+                                                   [](const Worker& w) { return w.alive; })) {
+    return;
+  }
+  state_ = State::kTerminated;
+  stop_workers(true);
+  fail_everything(not_running("pool: the pool was terminated before this result was ready"));
+  for (LiveJob& job : live_) {
+    if (job.region != 0) arena_.free(job.region);
+    job.region = 0;
+  }
+  live_.clear();
 }
 
 }  // namespace pool::detail

@@ -1,8 +1,10 @@
 // The machinery behind ProcessPool, independent of any task type: it forks and replaces the
-// workers, owns the shared memory (control block, arena, per-worker result buffers), runs one job
-// at a time, and drives the workers' sockets and SIGCHLD with a Boost.Asio io_context.
+// workers, owns the shared memory (control block, job arena, per-worker result buffers), posts
+// jobs, and drives the workers' sockets, SIGCHLD and SIGINT with one Boost.Asio io_context.
 //
-// Not thread-safe: one thread (the one that created the pool) makes every call.
+// Nothing runs in the background in the parent: workers proceed on their own through shared
+// memory, and the parent notices what they finished whenever a caller drives (waits on a result,
+// submits work). Not thread-safe: one thread (the one that created the pool) makes every call.
 #ifndef POOL_DETAIL_PROCESS_POOL_CORE_H_
 #define POOL_DETAIL_PROCESS_POOL_CORE_H_
 
@@ -11,60 +13,115 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
+#include "pool/async_result.h"
+#include "pool/detail/arena.h"
 #include "pool/detail/protocol.h"
 #include "pool/detail/shared_segment.h"
 #include "pool/detail/worker_context.h"
 
 namespace pool::detail {
 
-class ProcessPoolCore {
+struct CoreOptions {
+  bool allow_fork_with_threads = false;
+  std::function<void()> initializer;
+  std::uint64_t maxtasksperchild = 0;
+  std::chrono::nanoseconds task_timeout{0};
+  bool handle_interrupts = true;
+};
+
+// Hears about one posted job, in the parent, while someone drives.
+class JobListener {
  public:
-  ProcessPoolCore(int workers, bool allow_fork_with_threads);
-  ~ProcessPoolCore();
+  virtual ~JobListener() = default;
+  // A chunk finished (jobs with a completion log only), in completion order; `error` is its
+  // TaskError when its task threw. Results are readable until the job is settled.
+  virtual void on_chunk(std::uint64_t /*chunk*/, const std::exception_ptr& /*error*/) {}
+  // Called once: every chunk finished (error null; results readable during the call), or the job
+  // failed or was cancelled (error set).
+  virtual void on_settled(const std::exception_ptr& error) = 0;
+};
+
+class ProcessPoolCore final : public Progress {
+ public:
+  ProcessPoolCore(int workers, CoreOptions options);
+  // Waits for every posted job, then stops the workers (close() + join()), unless terminated.
+  ~ProcessPoolCore() override;
   ProcessPoolCore(const ProcessPoolCore&) = delete;
   ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
 
   int size() const { return static_cast<int>(workers_.size()); }
 
-  // An arena of at least `bytes` for the next job; its content is the caller's until run().
-  std::byte* reserve_arena(std::size_t bytes);
+  // Throws PoolNotRunning after close()/terminate(), std::logic_error from another process or from
+  // inside a callback.
+  void check_can_submit() const;
 
-  // Dispatches `job` to every worker and waits until all are done with it. Throws TaskError when
-  // a task threw, WorkerDied when a worker ended; dead workers are replaced before it returns.
-  void run(JobDescriptor job);
+  // An arena region of `bytes` for a new job: waits for running jobs to free space, or grows the
+  // arena once none run. Returns its offset.
+  std::uint64_t allocate_region(std::size_t bytes);
+  std::byte* arena() const { return arena_.data(); }
+  // Posts `job` (offsets already relative to the arena) whose parts lie in `region`. Returns its
+  // position. Waits while kJobSlots jobs are still in flight.
+  std::uint64_t post(const JobDescriptor& job, std::uint64_t region,
+                     std::shared_ptr<JobListener> listener);
+  // Stops handing out the job's chunks; its listener is settled with PoolNotRunning unless it was.
+  void cancel(std::uint64_t position);
 
-  // `size` bytes at `offset` of a worker's result buffer, as written during the last run().
-  // Throws std::runtime_error when the span lies outside the buffer.
+  // Progress: runs until done() or the deadline. Throws Interrupted on SIGINT (after terminating).
+  bool drive_until(const std::function<bool()>& done,
+                   std::optional<Clock::time_point> deadline) override;
+
+  // `size` bytes at `offset` of a worker's result buffer. Throws when outside the buffer.
   const std::byte* results_of(std::uint32_t worker, std::uint64_t offset, std::uint64_t size) const;
+  // The parent has decoded one record of the worker's; the worker may reuse its buffer when all
+  // are.
+  void release_record(std::uint32_t worker);
+
+  void close();
+  void join();
+  void terminate();
+  // While alive, the pool has not been destroyed; streams check it before driving.
+  std::weak_ptr<void> lifetime() const { return lifetime_; }
 
  private:
+  enum class State { kRunning, kClosed, kTerminated };
   struct Worker {
     pid_t pid = -1;
     bool alive = false;
-    bool busy = false;  // has not finished the current job
+    bool ready = true;  // ran the initializer
+    bool timed_out = false;
     bool awaiting_arena_ack = false;
+    std::string protocol_error;
     std::unique_ptr<boost::asio::posix::stream_descriptor> channel;
     Message inbox{};
     SharedSegment results;          // the worker's result buffer
     SharedSegment pending_results;  // a larger one being handed over
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> failures;  // encoded TaskErrors
   };
-  struct Death {
-    std::int64_t task_index;
-    pid_t pid;
-    int wait_status;
+  struct LiveJob {
+    std::uint64_t position = 0;
+    JobDescriptor job;
+    std::uint64_t region = 0;  // 0 once freed
+    std::shared_ptr<JobListener> listener;
+    std::uint64_t logged = 0;  // completion log entries consumed
+    bool settled = false;
+    bool failed = false;  // cancelled by a death, a timeout or the caller
   };
+  class WorkerLink;
 
   void spawn(std::uint32_t index);
-  void respawn_dead();
-  void stop_workers();
+  void stop_workers(bool kill_now);
   [[noreturn]] void serve(std::uint32_t index, int fd);
+  void run_initializer(std::uint32_t index, int fd, ResultBuffer& results);
   void grow_results_in_worker(std::uint32_t index, int fd, std::size_t bytes, ResultBuffer& buffer);
 
   void arm_read(std::uint32_t index);
@@ -75,19 +132,37 @@ class ProcessPoolCore {
   void close_channel(Worker& worker);
   void reject(std::uint32_t index, const char* why);
   bool send(std::uint32_t index, const Message& message);
-  void throw_failure();
+
+  void collect();
+  void settle(LiveJob& job, std::exception_ptr error);
+  std::exception_ptr lowest_failure(LiveJob& job);
+  std::exception_ptr failure_of_chunk(LiveJob& job, std::uint64_t chunk);
+  bool all_workers_past(std::uint64_t position);
+  void fail_job_of_worker(std::uint32_t index, std::exception_ptr error);
+  LiveJob* find_job(std::uint64_t position);
+  void wait_for_startup();
+  void grow_arena(std::size_t bytes);
+  void check_timeouts();
+  void fail_everything(const std::exception_ptr& error);
+  void wake_workers();
 
   pid_t owner_;
-  std::uint64_t seq_ = 0;
+  CoreOptions options_;
+  State state_ = State::kRunning;
+  int driving_ = 0;  // nesting depth of drive_until; callbacks run inside it
+  std::exception_ptr broken_;  // an initializer failed: nothing can run
   SharedSegment control_segment_;
   ControlBlock* control_ = nullptr;
-  SharedSegment arena_;
+  Arena arena_;
   int arena_acks_pending_ = 0;
-  std::optional<Death> death_;
-  std::optional<std::string> protocol_error_;
+  std::uint64_t posted_ = 0;
+  std::deque<LiveJob> live_;  // positions [live_.front().position, posted_)
   boost::asio::io_context io_;
   boost::asio::signal_set sigchld_;
+  boost::asio::signal_set interrupts_;
+  int interrupted_ = 0;
   std::vector<Worker> workers_;
+  std::shared_ptr<int> lifetime_ = std::make_shared<int>(0);
 };
 
 }  // namespace pool::detail

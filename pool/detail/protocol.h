@@ -1,6 +1,11 @@
-// What the parent and its workers share: the control block in shared memory (the hot path: the
-// job, the chunk cursor, per-worker progress) and the fixed-size control messages on each
-// worker's socket (wake-ups, segment hand-overs, completion and failure notices).
+// What the parent and its workers share. The hot path is shared memory: a ring of job slots, each
+// with its own chunk cursor and completion count, and per-worker progress. Sockets carry fixed-size
+// control messages only: wake-ups (sent only to a side that said it sleeps), segment hand-overs,
+// readiness and initializer failures.
+//
+// Jobs are numbered in posting order ("positions"); job p lives in slot p % kJobSlots. Every
+// worker visits the jobs in order, taking chunks from each until none are left, and publishes the
+// position it is at; the parent reuses a slot only after every live worker has moved past it.
 #ifndef POOL_DETAIL_PROTOCOL_H_
 #define POOL_DETAIL_PROTOCOL_H_
 
@@ -13,40 +18,91 @@ namespace pool::detail {
 
 class WorkerContext;
 
-// Describes one call (map, ...) to the workers. Offsets are into the arena segment.
+inline constexpr std::size_t kJobSlots = 1024;
+
+// Describes one call (map, one imap batch, apply_async, ...). Offsets are into the arena; 0 means
+// absent (the arena's allocator header sits at offset 0).
 struct JobDescriptor {
-  // Runs the call's chunks in a worker; an instantiation of a job template. Its address is valid
-  // in every worker because workers are forks of the parent.
-  void (*runner)(WorkerContext&) = nullptr;
+  // Runs the job's chunks in a worker, starting with `first_chunk`, already taken. An
+  // instantiation of a job template; its address is valid in every worker because workers are
+  // forks of the parent.
+  void (*runner)(WorkerContext&, std::uint64_t first_chunk) = nullptr;
   std::uint64_t n_items = 0;
   std::uint64_t chunksize = 1;
   std::uint64_t n_chunks = 0;
-  std::int64_t range_first = 0;       // first value of a pool::range input
-  std::uint64_t function_offset = 0;  // the encoded task function
+  std::int64_t range_first = 0;        // first value of a pool::range input
+  std::uint64_t function_offset = 0;   // the encoded task function
   std::uint64_t function_size = 0;
+  std::uint64_t op_offset = 0;         // reduce jobs: the encoded reduce op and initial value
+  std::uint64_t op_size = 0;
+  std::uint64_t init_offset = 0;
+  std::uint64_t init_size = 0;
   std::uint64_t arg_index_offset = 0;  // n_chunks + 1 offsets of encoded chunk arguments
-  std::uint64_t result_offset = 0;     // trivially copyable results, one slot per item
+  std::uint64_t result_offset = 0;     // trivially copyable results, one slot per result
   std::uint64_t record_offset = 0;     // one ChunkRecord per chunk for serialized results
+  std::uint64_t log_offset = 0;        // one std::atomic<uint32_t> per chunk: completion order
+  std::uint64_t failure_offset = 0;    // one WorkerFailure per worker
+  std::uint32_t notify_each_chunk = 0;  // wake a sleeping parent at every chunk, not just the last
 };
+
+// A completion log entry: chunk + 1, with this bit when the chunk's task threw.
+inline constexpr std::uint32_t kChunkFailedBit = 1u << 31;
+inline constexpr std::uint64_t kMaxLoggedChunks = kChunkFailedBit - 1;
 
 // Where a worker serialized one chunk's results: a span of its result buffer.
 struct ChunkRecord {
   std::uint32_t worker;
-  std::uint32_t reserved;
+  std::uint32_t state;  // kRecordWritten, then kRecordRead once the parent decoded it
   std::uint64_t offset;
   std::uint64_t size;
 };
 
-struct alignas(64) WorkerSlot {
-  // The item the worker is running, or -1; read by the parent when the worker dies.
-  std::atomic<std::int64_t> current_item{-1};
+inline constexpr std::uint32_t kRecordWritten = 1;
+inline constexpr std::uint32_t kRecordRead = 2;
+
+// A task that threw in this job: the chunk, and the encoded TaskFailure in the worker's result
+// buffer. A worker leaves a job at its first failure, so one per worker suffices.
+struct WorkerFailure {
+  std::atomic<std::uint64_t> chunk_plus_one;  // 0: none
+  std::uint64_t offset;
+  std::uint64_t size;
 };
 
-struct ControlBlock {
-  std::atomic<std::uint64_t> job_seq{0};
+struct alignas(64) JobSlot {
   JobDescriptor job;
   alignas(64) std::atomic<std::uint64_t> next_chunk{0};
-  alignas(64) std::atomic<std::uint32_t> cancelled{0};
+  alignas(64) std::atomic<std::uint64_t> log_cursor{0};  // reserves completion log entries
+  std::atomic<std::uint64_t> completed{0};  // chunks finished, counted after their log entry
+  std::atomic<std::uint32_t> cancelled{0};
+};
+
+// What a worker is doing, for the parent to attribute a death or a timeout.
+inline constexpr std::int64_t kNoItem = -1;
+inline constexpr std::int64_t kTakingChunk = -2;  // between the cursor and the first item
+
+struct alignas(64) WorkerSlot {
+  std::atomic<std::uint64_t> position{0};  // the job the worker is in, or will look at next
+  std::atomic<std::int64_t> current_item{kNoItem};
+  std::atomic<std::int64_t> item_started_ns{0};  // CLOCK_MONOTONIC, when task timeouts are on
+  std::atomic<std::uint32_t> sleeping{0};        // blocked on its socket, waiting for kWake
+  // Serialized results and failure records in the worker's result buffer: the worker starts
+  // again at the buffer's beginning when the parent has consumed all it produced.
+  std::atomic<std::uint64_t> records_produced{0};
+  std::atomic<std::uint64_t> records_consumed{0};
+  std::atomic<std::uint64_t> records_end{0};  // where the last record ends, for a replacement
+};
+
+// What wakes a sleeping parent: job-level events always; every worker move when it waits for one.
+inline constexpr std::uint32_t kParentAwake = 0;
+inline constexpr std::uint32_t kParentWaitsForJobs = 1;
+inline constexpr std::uint32_t kParentWaitsForWorkers = 2;
+
+struct ControlBlock {
+  alignas(64) std::atomic<std::uint64_t> posted{0};  // jobs [0, posted) are published
+  alignas(64) std::atomic<std::uint32_t> parent_sleeping{kParentAwake};
+  std::int64_t task_timeout_ns = 0;     // 0: tasks are not timed
+  std::uint64_t max_chunks_per_worker = 0;  // maxtasksperchild; 0: unlimited
+  JobSlot jobs[kJobSlots];
   // WorkerSlot[size] follows, at slots_offset().
 
   static constexpr std::size_t slots_offset() {
@@ -59,6 +115,7 @@ struct ControlBlock {
   WorkerSlot* slots() {
     return reinterpret_cast<WorkerSlot*>(reinterpret_cast<std::byte*>(this) + slots_offset());
   }
+  JobSlot& slot_of(std::uint64_t position) { return jobs[position % kJobSlots]; }
 };
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free &&
@@ -68,14 +125,15 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free &&
 
 enum class MessageType : std::uint32_t {
   // parent -> worker
-  kRunJob = 1,    // seq: run the job in the control block
+  kWake = 1,      // new jobs are posted
   kMapArena = 2,  // name, a = size: map this segment as the new arena, then ack with kMapped
   kMapSpill = 3,  // name, a = size: move your result buffer into this segment, then ack
   // worker -> parent
-  kJobDone = 16,     // seq: no more chunks for this worker
-  kTaskFailed = 17,  // a = offset, b = size of the encoded failure in the worker's result buffer
-  kNeedSpill = 18,   // a = bytes the result buffer must hold
-  kMapped = 19,      // the last kMapArena / kMapSpill is mapped
+  kProgress = 16,     // a job the sleeping parent may wait for moved on
+  kReady = 17,        // the initializer ran
+  kInitFailed = 18,   // a = offset, b = size of the encoded failure in the result buffer
+  kNeedSpill = 19,    // a = bytes the result buffer must hold
+  kMapped = 20,       // the last kMapArena / kMapSpill is mapped
 };
 
 struct Message {

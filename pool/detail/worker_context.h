@@ -1,7 +1,10 @@
 // What a job template sees inside a worker process: the job, the chunk cursor, the arena, and the
-// worker's result buffer. Hot-path calls are inline and touch shared memory only.
+// worker's result buffer. Hot-path calls are inline and touch shared memory only; the parent is
+// woken through its socket only when it sleeps waiting for what just happened.
 #ifndef POOL_DETAIL_WORKER_CONTEXT_H_
 #define POOL_DETAIL_WORKER_CONTEXT_H_
+
+#include <time.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -11,8 +14,12 @@
 #include <functional>
 #include <ostream>
 #include <streambuf>
+#include <utility>
+
+#include <cereal/archives/binary.hpp>
 
 #include "pool/detail/protocol.h"
+#include "pool/detail/task_failure.h"
 
 namespace pool::detail {
 
@@ -29,6 +36,7 @@ class ResultBuffer : public std::streambuf {
     setp(begin, begin + capacity);
     advance(position);
   }
+  void rewind() { setp(pbase(), epptr()); }
   std::size_t position() const { return static_cast<std::size_t>(pptr() - pbase()); }
   std::size_t capacity() const { return static_cast<std::size_t>(epptr() - pbase()); }
 
@@ -60,50 +68,122 @@ class ResultBuffer : public std::streambuf {
   std::function<void(std::size_t)> grow_;
 };
 
+// How a worker reaches its parent outside shared memory.
+class ParentLink {
+ public:
+  virtual ~ParentLink() = default;
+  // Wakes the parent if it sleeps at a level this event concerns.
+  virtual void notify(bool job_level_event) = 0;
+};
+
+// One worker's view of one job.
 class WorkerContext {
  public:
-  WorkerContext(ControlBlock* control, std::uint32_t index, std::byte* arena, ResultBuffer* results,
-                std::function<void(std::int64_t, std::exception_ptr)> fail)
+  WorkerContext(ControlBlock* control, JobSlot* slot, std::uint32_t index, std::byte* arena,
+                ResultBuffer* results, ParentLink* parent, std::uint64_t* chunks_left)
       : control_(control),
-        slot_(control->slots() + index),
+        slot_(slot),
+        me_(control->slots() + index),
         index_(index),
         arena_(arena),
         results_(results),
         result_stream_(results),
-        fail_(std::move(fail)) {}
+        parent_(parent),
+        chunks_left_(chunks_left),
+        timed_(control->task_timeout_ns != 0) {}
 
-  const JobDescriptor& job() const { return control_->job; }
+  const JobDescriptor& job() const { return slot_->job; }
   std::byte* arena() const { return arena_; }
   std::uint32_t index() const { return index_; }
 
-  // Takes the next chunk; false when none are left or the call was cancelled.
+  // Takes the next chunk; false when none are left, the job was cancelled, or this worker has run
+  // its maxtasksperchild.
   bool next_chunk(std::uint64_t& chunk) {
-    if (control_->cancelled.load(std::memory_order_relaxed) != 0) return false;
-    chunk = control_->next_chunk.fetch_add(1, std::memory_order_relaxed);
-    return chunk < control_->job.n_chunks;
+    if (*chunks_left_ == 0 || slot_->cancelled.load(std::memory_order_relaxed) != 0) return false;
+    me_->current_item.store(kTakingChunk, std::memory_order_relaxed);
+    chunk = slot_->next_chunk.fetch_add(1, std::memory_order_relaxed);
+    if (chunk >= slot_->job.n_chunks) {
+      me_->current_item.store(kNoItem, std::memory_order_relaxed);
+      return false;
+    }
+    --*chunks_left_;
+    return true;
   }
-  // Recorded so that the parent can name the task if this worker dies running it.
+
+  // Recorded so that the parent can name the task if this worker dies running it or overruns.
   void set_current_item(std::int64_t item) {
-    slot_->current_item.store(item, std::memory_order_relaxed);
+    if (timed_) me_->item_started_ns.store(monotonic_ns(), std::memory_order_relaxed);
+    me_->current_item.store(item, std::memory_order_relaxed);
   }
 
-  std::ostream& result_stream() { return result_stream_; }
+  // The stream for one chunk's serialized results; starts the buffer over when the parent has
+  // read everything this worker wrote before.
+  std::ostream& begin_record() {
+    if (me_->records_produced.load(std::memory_order_relaxed) ==
+        me_->records_consumed.load(std::memory_order_acquire)) {
+      results_->rewind();
+    }
+    return result_stream_;
+  }
   std::size_t result_position() const { return results_->position(); }
+  void end_record() {
+    me_->records_end.store(results_->position(), std::memory_order_relaxed);
+    me_->records_produced.fetch_add(1, std::memory_order_release);
+  }
 
-  // Reports that the task for `item` threw; cancels the rest of the call.
-  void fail_task(std::int64_t item, std::exception_ptr error) {
-    control_->cancelled.store(1, std::memory_order_relaxed);
-    fail_(item, std::move(error));
+  // Publishes that `chunk` is finished; its results must be written before.
+  void chunk_done(std::uint64_t chunk, bool failed = false) {
+    const JobDescriptor& job = slot_->job;
+    if (job.log_offset != 0) {
+      auto* log = reinterpret_cast<std::atomic<std::uint32_t>*>(arena_ + job.log_offset);
+      const std::uint64_t entry = slot_->log_cursor.fetch_add(1, std::memory_order_relaxed);
+      log[entry].store(static_cast<std::uint32_t>(chunk + 1) | (failed ? kChunkFailedBit : 0u),
+                       std::memory_order_release);
+    }
+    const std::uint64_t done = slot_->completed.fetch_add(1, std::memory_order_seq_cst) + 1;
+    me_->current_item.store(kNoItem, std::memory_order_relaxed);
+    const bool job_level = done == job.n_chunks || job.notify_each_chunk != 0 || failed ||
+                           slot_->cancelled.load(std::memory_order_seq_cst) != 0;
+    parent_->notify(job_level);
+  }
+
+  // The task for `item` of `chunk` threw: records it, cancels the rest of the job, and finishes
+  // the chunk as failed.
+  void fail_task(std::uint64_t chunk, std::int64_t item, std::exception_ptr error) {
+    const TaskFailure failure = TaskFailure::capture(item, std::move(error));
+    std::ostream& out = begin_record();
+    const std::size_t offset = result_position();
+    {
+      cereal::BinaryOutputArchive archive(out);
+      archive(failure);
+    }
+    const std::size_t size = result_position() - offset;
+    end_record();
+    auto* failures = reinterpret_cast<WorkerFailure*>(arena_ + slot_->job.failure_offset);
+    failures[index_].offset = offset;
+    failures[index_].size = size;
+    failures[index_].chunk_plus_one.store(chunk + 1, std::memory_order_release);
+    slot_->cancelled.store(1, std::memory_order_seq_cst);
+    chunk_done(chunk, true);
+  }
+
+  static std::int64_t monotonic_ns() {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
   }
 
  private:
   ControlBlock* control_;
-  WorkerSlot* slot_;
+  JobSlot* slot_;
+  WorkerSlot* me_;
   std::uint32_t index_;
   std::byte* arena_;
   ResultBuffer* results_;
   std::ostream result_stream_;
-  std::function<void(std::int64_t, std::exception_ptr)> fail_;
+  ParentLink* parent_;
+  std::uint64_t* chunks_left_;
+  bool timed_;
 };
 
 }  // namespace pool::detail

@@ -1,0 +1,50 @@
+// The pool's job arena: one shared segment that every worker maps, carved into one region per
+// posted job by Boost.Interprocess's best-fit allocator. Only the parent allocates and frees; the
+// allocator's bookkeeping lives in the segment's first bytes, so no region starts at offset 0 and
+// workers address regions by offset.
+#ifndef POOL_DETAIL_ARENA_H_
+#define POOL_DETAIL_ARENA_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "pool/detail/shared_segment.h"
+
+namespace pool::detail {
+
+class Arena {
+ public:
+  Arena() = default;
+  explicit Arena(SharedSegment segment);
+  Arena(Arena&&) noexcept;
+  Arena& operator=(Arena&&) noexcept;
+  ~Arena();
+
+  // The offset of `bytes` of 64-byte-aligned free space, or nothing when the arena is too full.
+  std::optional<std::uint64_t> allocate(std::size_t bytes);
+  void free(std::uint64_t offset);
+  // Regions handed out and not freed.
+  std::size_t regions() const { return regions_; }
+
+  std::byte* data() const { return segment_.data(); }
+  std::size_t size() const { return segment_.size(); }
+  SharedSegment& segment() { return segment_; }
+
+  // What a region of `bytes` needs in an empty arena, allocator bookkeeping included.
+  static std::size_t space_for(std::size_t bytes);
+
+ private:
+  struct Allocator;
+  struct DeleteAllocator {
+    void operator()(Allocator* allocator) const;
+  };
+  SharedSegment segment_;
+  std::unique_ptr<Allocator, DeleteAllocator> allocator_;
+  std::size_t regions_ = 0;
+};
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_ARENA_H_
