@@ -122,10 +122,18 @@ class AsyncStateBase {
 };
 
 template <class R>
+struct CallbackFor {
+  using type = std::function<void(const R&)>;
+};
+template <>
+struct CallbackFor<void> {
+  using type = std::function<void()>;
+};
+
+template <class R>
 class AsyncState final : public AsyncStateBase {
  public:
-  using Callback = std::conditional_t<std::is_void_v<R>, std::function<void()>,
-                                      std::function<void(const R&)>>;
+  using Callback = typename CallbackFor<R>::type;
   using ErrorCallback = std::function<void(std::exception_ptr)>;
 
   AsyncState(Progress* progress, Callback callback, ErrorCallback error_callback)

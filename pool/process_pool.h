@@ -80,6 +80,10 @@ struct ProcessPoolOptions {
 template <class F, class Inputs>
 using MapResult = typename detail::MapTypes<std::decay_t<F>, const Inputs&>::Result;
 
+// The result type of f on one item of a streamed input (imap, map_reduce).
+template <class F, class Inputs>
+using StreamResult = typename detail::MapTypes<std::decay_t<F>, std::views::all_t<Inputs>>::Result;
+
 class ProcessPool {
  public:
   // One worker per CPU this process may use (see available_cpus()).
@@ -173,10 +177,10 @@ class ProcessPool {
   // Results as they arrive, in input order; inputs may be any input range, even unsized, and is
   // read in batches (an rvalue is kept by the stream). Python's default chunksize for imap is 1.
   template <class F, class Inputs>
-  ResultStream<MapResult<F, std::views::all_t<Inputs>>> imap(F&& f, Inputs&& inputs,
+  ResultStream<StreamResult<F, Inputs>> imap(F&& f, Inputs&& inputs,
                                                              std::size_t chunksize = 1) {
     using Function = std::decay_t<F>;
-    using R = MapResult<F, std::views::all_t<Inputs>>;
+    using R = StreamResult<F, Inputs>;
     using Feeder = detail::BatchFeeder<Function, Inputs, R>;
     check_stream<F, Inputs>();
     core().check_can_submit();
@@ -188,10 +192,10 @@ class ProcessPool {
   }
   // (input index, result) pairs in the order they finish.
   template <class F, class Inputs>
-  ResultStream<std::pair<std::size_t, MapResult<F, std::views::all_t<Inputs>>>> imap_unordered(
+  ResultStream<std::pair<std::size_t, StreamResult<F, Inputs>>> imap_unordered(
       F&& f, Inputs&& inputs, std::size_t chunksize = 1) {
     using Function = std::decay_t<F>;
-    using R = MapResult<F, std::views::all_t<Inputs>>;
+    using R = StreamResult<F, Inputs>;
     using Feeder = detail::BatchFeeder<Function, Inputs, R>;
     check_stream<F, Inputs>();
     core().check_can_submit();
@@ -210,7 +214,7 @@ class ProcessPool {
   template <class F, class Inputs, class Op, class T>
   T map_reduce(F&& f, Inputs&& inputs, Op op, T init, std::size_t chunksize = 0) {
     using Function = std::decay_t<F>;
-    using R = MapResult<F, std::views::all_t<Inputs>>;
+    using R = StreamResult<F, Inputs>;
     using Feeder = detail::BatchFeeder<Function, Inputs, T>;
     check_stream<F, Inputs>();
     static_assert(std::is_convertible_v<std::invoke_result_t<Op&, T, R>, T> &&

@@ -57,13 +57,12 @@ class ResultStream {
       return *this;
     }
     void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) {
-      return it.stream_ == nullptr || it.stream_->at_end();
-    }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.at_end(); }
 
    private:
     friend class ResultStream;
     explicit iterator(ResultStream* stream) : stream_(stream) {}
+    bool at_end() const { return stream_ == nullptr || stream_->at_end(); }
     ResultStream* stream_ = nullptr;
   };
 

@@ -324,7 +324,7 @@ class BatchFeeder {
     check_alive();
     while (window_.size() < kWindow && !exhausted()) post_batch();
   }
-  bool exhausted() const {
+  bool exhausted() {
     if constexpr (std::ranges::sized_range<View>) {
       return remaining_ == 0;
     } else {
