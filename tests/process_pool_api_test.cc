@@ -245,6 +245,29 @@ TEST_F(ProcessPoolApi, ImapThrowsAtTheFailingPositionAfterEveryEarlierResult) {
   EXPECT_EQ(workers.map(&square, pool::range(0, 3)), (std::vector<int>{0, 1, 4}));
 }
 
+TEST_F(ProcessPoolApi, StreamFailuresNameTheInputIndexAlsoBeyondTheFirstBatch) {
+  pool::ProcessPool workers(2);
+  const auto fail_at_9000 = [](int x) {
+    if (x == 9000) throw std::runtime_error("late");
+    return x;
+  };
+  std::size_t yielded = 0;
+  try {
+    for ([[maybe_unused]] int value : workers.imap(fail_at_9000, pool::range(0, 20000))) ++yielded;
+    FAIL() << "the stream ended without the failure";
+  } catch (const pool::TaskError& error) {
+    EXPECT_EQ(error.task_index(), 9000);
+  }
+  EXPECT_EQ(yielded, 9000u);
+  try {
+    for ([[maybe_unused]] auto pair : workers.imap_unordered(fail_at_9000, pool::range(0, 20000))) {
+    }
+    FAIL() << "the stream ended without the failure";
+  } catch (const pool::TaskError& error) {
+    EXPECT_EQ(error.task_index(), 9000);
+  }
+}
+
 TEST_F(ProcessPoolApi, DroppingAStreamEarlyCancelsItsWorkAndThePoolGoesOn) {
   SharedCounters shared;
   pool::ProcessPool workers(2);

@@ -1,11 +1,19 @@
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <new>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "pool/detail/protocol.h"
 #include "pool/pool.h"
 #include "tests/leak_check.h"
 
@@ -141,6 +149,190 @@ TEST_F(ProcessPoolFailure, RefusesToForkWhileOtherThreadsRunUnlessAllowed) {
   }
   stop = true;
   busy.join();
+}
+
+// A flag in memory shared with the workers.
+class SharedFlag {
+ public:
+  SharedFlag() {
+    void* memory = ::mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) throw std::bad_alloc();
+    flag_ = new (memory) std::atomic<int>(0);
+  }
+  ~SharedFlag() { ::munmap(flag_, sizeof(std::atomic<int>)); }
+  std::atomic<int>* get() const { return flag_; }
+
+ private:
+  std::atomic<int>* flag_;
+};
+
+TEST_F(ProcessPoolFailure, SegfaultInImapGivesWorkerDiedAfterEveryEarlierResult) {
+  pool::ProcessPool workers(2);
+  std::vector<int> got;
+  try {
+    for (int value : workers.imap(
+             [](int x) {
+               if (x == 12) ::raise(SIGSEGV);
+               return x;
+             },
+             pool::range(0, 40), 1)) {
+      got.push_back(value);
+    }
+    FAIL() << "the stream ended without the death";
+  } catch (const pool::WorkerDied& died) {
+    EXPECT_EQ(died.task_index(), 12);
+    EXPECT_EQ(died.signal(), SIGSEGV);
+  }
+  std::vector<int> expected(12);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(workers.map([](int x) { return x; }, pool::range(0, 3)), (std::vector<int>{0, 1, 2}));
+}
+
+TEST_F(ProcessPoolFailure, AbortInApplyAsyncGivesWorkerDiedWithSigabrt) {
+  pool::ProcessPool workers(2);
+  auto fine = workers.apply_async([](int x) { return x + 1; }, 1);
+  auto doomed = workers.apply_async([](int) -> int { std::abort(); }, 2);
+  try {
+    doomed.get();
+    FAIL() << "get() returned although the worker aborted";
+  } catch (const pool::WorkerDied& died) {
+    EXPECT_EQ(died.signal(), SIGABRT);
+    EXPECT_EQ(died.task_index(), 0);
+  }
+  EXPECT_EQ(fine.get(), 2);
+  EXPECT_EQ(workers.apply([](int x) { return 3 * x; }, 5), 15);
+}
+
+TEST_F(ProcessPoolFailure, ExitInMapAsyncGivesWorkerDiedWithTheStatus) {
+  pool::ProcessPool workers(2);
+  auto result = workers.map_async(
+      [](int x) {
+        if (x == 3) ::_exit(3);
+        return x;
+      },
+      pool::range(0, 8), 1);
+  try {
+    result.get();
+    FAIL() << "get() returned although a worker exited";
+  } catch (const pool::WorkerDied& died) {
+    EXPECT_EQ(died.task_index(), 3);
+    EXPECT_EQ(died.exit_status(), 3);
+  }
+}
+
+TEST_F(ProcessPoolFailure, ReportsADeathWithoutWaitingForTheOtherWorkersTasks) {
+  SharedFlag long_task_done;
+  std::atomic<int>* done = long_task_done.get();
+  pool::ProcessPool workers(2);
+  try {
+    workers.map(
+        [done](int x) {
+          if (x == 0) {
+            std::this_thread::sleep_for(std::chrono::seconds(5));
+            done->store(1);
+          } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            ::raise(SIGKILL);
+          }
+          return x;
+        },
+        pool::range(0, 2), 1);
+    FAIL() << "map returned although a worker was killed";
+  } catch (const pool::WorkerDied& died) {
+    EXPECT_EQ(died.task_index(), 1);
+  }
+  EXPECT_EQ(done->load(), 0) << "the failure waited for the other worker's 5 s task";
+  workers.terminate();
+}
+
+TEST_F(ProcessPoolFailure, GarbageOnTheControlChannelGivesAClearErrorAndTheNextCallWorks) {
+  pool::ProcessPool workers(1);
+  try {
+    workers.map(
+        [](int x) {
+          // The worker's only socket is its control channel to the parent.
+          char garbage[96];
+          std::memset(garbage, 0xAB, sizeof(garbage));
+          for (int fd = 3; fd < 64; ++fd) {
+            struct stat info {};
+            if (::fstat(fd, &info) == 0 && S_ISSOCK(info.st_mode)) {
+              [[maybe_unused]] auto written = ::write(fd, garbage, sizeof(garbage));
+            }
+          }
+          std::this_thread::sleep_for(std::chrono::seconds(5));
+          return x;
+        },
+        pool::range(0, 1));
+    FAIL() << "map returned although the worker broke the protocol";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("control channel"), std::string::npos)
+        << error.what();
+  }
+  EXPECT_EQ(workers.map([](int x) { return x; }, pool::range(0, 2)), (std::vector<int>{0, 1}));
+}
+
+TEST_F(ProcessPoolFailure, AnImpossibleBufferRequestIsRefusedWithoutAllocatingIt) {
+  pool::ProcessPool workers(1);
+  try {
+    workers.map(
+        [](int x) {
+          pool::detail::Message request = pool::detail::make_message(
+              pool::detail::MessageType::kNeedSpill, 0, 0, std::uint64_t{1} << 60);
+          for (int fd = 3; fd < 64; ++fd) {
+            struct stat info {};
+            if (::fstat(fd, &info) == 0 && S_ISSOCK(info.st_mode)) {
+              pool::detail::write_message(fd, request);
+            }
+          }
+          std::this_thread::sleep_for(std::chrono::seconds(5));
+          return x;
+        },
+        pool::range(0, 1));
+    FAIL() << "map returned although the worker asked for an exabyte";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("impossible result-buffer request"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST_F(ProcessPoolFailure, TaskTimeoutKillsAnOverrunningTaskAndThePoolGoesOn) {
+  pool::ProcessPool workers(
+      2, pool::ProcessPoolOptions{.task_timeout = std::chrono::milliseconds(200)});
+  try {
+    workers.map(
+        [](int x) {
+          if (x == 4) std::this_thread::sleep_for(std::chrono::seconds(30));
+          return x;
+        },
+        pool::range(0, 8), 1);
+    FAIL() << "map returned although a task overran";
+  } catch (const pool::TaskTimeout& timeout) {
+    EXPECT_EQ(timeout.task_index(), 4);
+    EXPECT_EQ(timeout.signal(), SIGKILL);
+    EXPECT_DOUBLE_EQ(timeout.timeout_seconds(), 0.2);
+  }
+  EXPECT_EQ(workers.map([](int x) { return x; }, pool::range(0, 3)), (std::vector<int>{0, 1, 2}));
+}
+
+TEST_F(ProcessPoolFailure, NonStandardThrowInImapIsATaskErrorNamingTheType) {
+  struct Oops {};
+  pool::ProcessPool workers(2);
+  auto stream = workers.imap(
+      [](int x) {
+        if (x == 2) throw Oops{};
+        return x;
+      },
+      pool::range(0, 5));
+  try {
+    stream.collect();
+    FAIL() << "the stream ended without the failure";
+  } catch (const pool::TaskError& error) {
+    EXPECT_EQ(error.task_index(), 2);
+    EXPECT_NE(error.type_name().find("Oops"), std::string::npos) << error.type_name();
+  }
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i
   const JobDescriptor& job = context.job();
   if constexpr (kLazyRange) {
     for (; i < end; ++i) {
-      context.set_current_item(static_cast<std::int64_t>(i));
+      context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
       Item item = static_cast<Item>(job.range_first + static_cast<std::int64_t>(i));
       each(item);
     }
@@ -68,7 +68,7 @@ void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i
     const auto* index = reinterpret_cast<const std::uint64_t*>(context.arena() + job.arg_index_offset);
     Decoder<Item> arguments(context.arena() + index[chunk], index[chunk + 1] - index[chunk]);
     for (; i < end; ++i) {
-      context.set_current_item(static_cast<std::int64_t>(i));
+      context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
       Item item = arguments.next();
       each(item);
     }
@@ -117,7 +117,8 @@ void run_map_job(WorkerContext& context, std::uint64_t chunk) {
                                         [&](Item& item) { store(std::invoke(function, item)); });
       });
     } catch (...) {
-      context.fail_task(chunk, static_cast<std::int64_t>(i), std::current_exception());
+      context.fail_task(chunk, job.index_base + static_cast<std::int64_t>(i),
+                        std::current_exception());
       return;
     }
     context.chunk_done(chunk);
@@ -145,7 +146,8 @@ void run_reduce_job(WorkerContext& context, std::uint64_t chunk) {
       });
       store_chunk_results<T>(context, chunk, chunk, [&](auto&& store) { store(std::move(acc)); });
     } catch (...) {
-      context.fail_task(chunk, static_cast<std::int64_t>(i), std::current_exception());
+      context.fail_task(chunk, job.index_base + static_cast<std::int64_t>(i),
+                        std::current_exception());
       return;
     }
     context.chunk_done(chunk);

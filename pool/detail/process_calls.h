@@ -50,6 +50,7 @@ class JobBuilder {
     init_ = encode_one<T>(init);
   }
   void range_first(std::int64_t first) { job_.range_first = first; }
+  void index_base(std::int64_t first_index) { job_.index_base = first_index; }
   // Encodes the job's items from `it`; returns the iterator past them.
   template <class Item, class Iterator>
   Iterator items(Iterator it) {
@@ -234,7 +235,9 @@ struct Batch {
   std::vector<std::exception_ptr> errors;                   // by chunk, if its task threw
   std::deque<std::uint64_t> finished;                       // chunks in completion order
   std::exception_ptr error;  // why the job ended early
+  std::optional<std::uint64_t> error_chunk;  // the chunk a dead worker was running
   bool settled = false;
+  bool retired = false;  // no chunk will be reported any more
   std::uint64_t yielded = 0;  // chunks handed to the reader
 
   std::uint64_t items_in(std::uint64_t chunk) const {
@@ -270,9 +273,21 @@ class BatchListener final : public JobListener {
     batch.finished.push_back(chunk);
   }
   void on_settled(const std::exception_ptr& error) override {
-    batch_->settled = true;
-    batch_->error = error;
+    Batch<Result>& batch = *batch_;
+    batch.settled = true;
+    batch.error = error;
+    if (!error) return;
+    try {
+      std::rethrow_exception(error);
+    } catch (const WorkerDied& died) {
+      const auto first = static_cast<std::int64_t>(batch.first_item);
+      if (died.task_index() >= first) {
+        batch.error_chunk = static_cast<std::uint64_t>(died.task_index() - first) / batch.job.chunksize;
+      }
+    } catch (...) {
+    }
   }
+  void on_retired() override { batch_->retired = true; }
 
  private:
   ProcessPoolCore& core_;
@@ -361,6 +376,7 @@ class BatchFeeder {
     batch->per_chunk = per_chunk_;
     JobBuilder builder(*core_, count, chunksize_);
     builder.function(function_);
+    builder.index_base(static_cast<std::int64_t>(first_item_));
     if (add_reduction_) add_reduction_(builder);
     if constexpr (kLazyRange) {
       builder.range_first(static_cast<std::int64_t>(*next_));
@@ -421,15 +437,16 @@ class OrderedSource final : public StreamSource<Result> {
         ++batch.yielded;
       }
       if (!out.empty()) return true;
-      if (std::exception_ptr error = batch.errors[batch.yielded]) std::rethrow_exception(error);
-      if (batch.settled) {
-        std::rethrow_exception(batch.error ? batch.error
-                                           : std::make_exception_ptr(std::logic_error(
-                                                 "pool: a finished batch lost a chunk")));
-      }
       const std::uint64_t wanted = batch.yielded;
-      feeder_->drive_until([&batch, wanted] {
-        return batch.results[wanted] || batch.errors[wanted] || batch.settled;
+      if (std::exception_ptr error = batch.errors[wanted]) std::rethrow_exception(error);
+      // After a death, chunks before the dead one are still awaited: they may finish.
+      auto failed_here = [&batch, wanted] {
+        return batch.error && (batch.retired || (batch.error_chunk && *batch.error_chunk <= wanted));
+      };
+      if (failed_here()) std::rethrow_exception(batch.error);
+      if (batch.retired) throw std::logic_error("pool: a finished batch lost a chunk");
+      feeder_->drive_until([&batch, wanted, &failed_here] {
+        return batch.results[wanted] || batch.errors[wanted] || batch.retired || failed_here();
       });
     }
   }
@@ -474,17 +491,15 @@ class UnorderedSource final : public StreamSource<std::pair<std::size_t, Result>
       }
       if (!out.empty()) return true;
       for (auto& pointer : window) {
-        if (pointer->settled && pointer->yielded < pointer->results.size()) {
-          std::rethrow_exception(pointer->error
-                                     ? pointer->error
-                                     : std::make_exception_ptr(std::logic_error(
-                                           "pool: a finished batch lost a chunk")));
+        if (pointer->error) std::rethrow_exception(pointer->error);
+        if (pointer->retired && pointer->yielded < pointer->results.size()) {
+          throw std::logic_error("pool: a finished batch lost a chunk");
         }
       }
       feeder_->drive_until([&window] {
         for (auto& pointer : window) {
-          if (!pointer->finished.empty() ||
-              (pointer->settled && pointer->yielded < pointer->results.size())) {
+          if (!pointer->finished.empty() || pointer->error ||
+              (pointer->retired && pointer->yielded < pointer->results.size())) {
             return true;
           }
         }

@@ -648,8 +648,10 @@ std::exception_ptr ProcessPoolCore::lowest_failure(LiveJob& job) {
 }
 
 void ProcessPoolCore::settle(LiveJob& job, std::exception_ptr error) {
+  if (job.settled) return;
   job.settled = true;
-  std::shared_ptr<JobListener> listener = std::move(job.listener);
+  // A copy: the listener may be dropped while it runs (terminate from a callback).
+  std::shared_ptr<JobListener> listener = job.listener;
   if (listener) listener->on_settled(error);
 }
 
@@ -658,7 +660,10 @@ void ProcessPoolCore::collect() {
     if (job.region == 0) continue;  // retired; waits for the workers to move past its slot
     JobSlot& slot = control_->slot_of(job.position);
     const std::uint64_t completed = slot.completed.load(std::memory_order_acquire);
-    if (!job.settled && job.job.log_offset != 0) {
+    // Read before the log: a worker writes its entries before it moves past the job.
+    const bool past = all_workers_past(job.position);
+    // Chunks finished after a failure are still reported: a stream yields them before it.
+    if (job.job.log_offset != 0) {
       auto* log = reinterpret_cast<std::atomic<std::uint32_t>*>(arena_.data() + job.job.log_offset);
       while (job.logged < job.job.n_chunks && job.listener) {
         const std::uint32_t entry = log[job.logged].load(std::memory_order_acquire);
@@ -673,13 +678,12 @@ void ProcessPoolCore::collect() {
     if (!job.settled) {
       if (all_done) {
         settle(job, lowest_failure(job));
-      } else if (slot.cancelled.load(std::memory_order_seq_cst) != 0 &&
-                 all_workers_past(job.position)) {
+      } else if (slot.cancelled.load(std::memory_order_seq_cst) != 0 && past) {
         std::exception_ptr error = lowest_failure(job);
         settle(job, error ? error : not_running("pool: the call was cancelled"));
       }
     }
-    if (job.settled && (all_done || all_workers_past(job.position))) {
+    if (job.settled && (all_done || past)) {
       // Records nobody decoded (a failed or cancelled call) are released with the job.
       if (job.job.record_offset != 0) {
         auto* records = reinterpret_cast<ChunkRecord*>(arena_.data() + job.job.record_offset);
@@ -693,6 +697,7 @@ void ProcessPoolCore::collect() {
       }
       arena_.free(job.region);
       job.region = 0;
+      if (std::shared_ptr<JobListener> listener = std::move(job.listener)) listener->on_retired();
     }
   }
   while (!live_.empty() && live_.front().region == 0 && all_workers_past(live_.front().position)) {
@@ -840,6 +845,7 @@ void ProcessPoolCore::terminate() {
   for (LiveJob& job : live_) {
     if (job.region != 0) arena_.free(job.region);
     job.region = 0;
+    if (std::shared_ptr<JobListener> listener = std::move(job.listener)) listener->on_retired();
   }
   live_.clear();
 }

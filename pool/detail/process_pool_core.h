@@ -50,6 +50,8 @@ class JobListener {
   // Called once: every chunk finished (error null; results readable during the call), or the job
   // failed or was cancelled (error set).
   virtual void on_settled(const std::exception_ptr& error) = 0;
+  // No worker touches the job any more: no chunk will follow.
+  virtual void on_retired() {}
 };
 
 class ProcessPoolCore final : public Progress {

@@ -31,6 +31,7 @@ struct JobDescriptor {
   std::uint64_t chunksize = 1;
   std::uint64_t n_chunks = 0;
   std::int64_t range_first = 0;        // first value of a pool::range input
+  std::int64_t index_base = 0;         // input index of the job's first item (imap batches)
   std::uint64_t function_offset = 0;   // the encoded task function
   std::uint64_t function_size = 0;
   std::uint64_t op_offset = 0;         // reduce jobs: the encoded reduce op and initial value
