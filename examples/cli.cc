@@ -91,4 +91,9 @@ std::string python_repr(double value) {
   return text;
 }
 
+int report_interrupted(const std::string& program) {
+  std::cerr << program << ": interrupted\n";
+  return kInterruptedStatus;
+}
+
 }  // namespace examples

@@ -27,6 +27,12 @@ std::vector<std::int64_t> parse_list_at_least(const std::string& program, const 
 // Like Python's repr(float): the shortest text that reads back as the same double.
 std::string python_repr(double value);
 
+// Exit status after Ctrl-C, as a shell reports a process killed by SIGINT (128 + 2).
+inline constexpr int kInterruptedStatus = 130;
+
+// Prints "<program>: interrupted" to stderr and returns kInterruptedStatus, for main to return.
+int report_interrupted(const std::string& program);
+
 // Prints "<program>: error: <message>" to stderr and exits with status 2.
 [[noreturn]] void usage_error(const std::string& program, const std::string& message);
 

@@ -77,6 +77,9 @@ int main(int argc, char** argv) {
     } else {
       sum = run_on<pool::FreeThreadPool>("threads", ncores, n, method);
     }
+  } catch (const pool::Interrupted&) {
+    // Ctrl-C: the pool stopped its workers; no partial result is printed.
+    return examples::report_interrupted(program);
   } catch (const std::exception& error) {
     std::cerr << program << ": " << error.what() << "\n";
     return 1;

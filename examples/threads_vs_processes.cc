@@ -124,6 +124,9 @@ int main(int argc, char** argv) {
         efficiency[backend].push_back(serial / t / c);
       }
     }
+  } catch (const pool::Interrupted&) {
+    // Ctrl-C: the pool stopped its workers; no partial result is printed.
+    return examples::report_interrupted(program);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "%s: %s\n", program.c_str(), error.what());
     return 1;

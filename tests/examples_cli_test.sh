@@ -43,10 +43,6 @@ done
 help=$($bin --help)
 check HelpListsEveryFlag bash -c 'for f in --ncores --n --method --backend; do grep -q -- "$f" <<<"$0" || exit 1; done' "$help"
 
-if [ -n "${XML_OUTPUT_FILE:-}" ]; then
-  printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testsuite name="ExamplesCli">%s</testsuite></testsuites>\n' \
-    "$cases" >"$XML_OUTPUT_FILE"
-fi
 table=$(examples/threads_vs_processes --ncores 1,2 --n 200000 --repeat 1)
 check ThreadsVsProcessesPrintsAColumnPerCoreCount grep -qF '| backend \ ncores | 1 | 2 |' <<<"$table"
 for backend in process gil free; do
@@ -54,6 +50,31 @@ for backend in process gil free; do
 done
 examples/threads_vs_processes --ncores 1,0 >/dev/null 2>&1
 check ThreadsVsProcessesRejectsAZeroCoreCount test $? -eq 2
+
+# Ctrl-C mid-map: status 130, no result line, no worker and no shared memory left behind.
+# Job control gives the background job SIGINT's default action, as in an interactive shell.
+set -m
+tmp=${TEST_TMPDIR:-/tmp}
+for backend in process gil; do
+  $bin --n 100000000000 --ncores 2 --backend $backend >"$tmp/int.out" 2>"$tmp/int.$backend.err" &
+  pid=$!
+  sleep 0.5
+  kill -INT $pid
+  wait $pid
+  status=$?
+  check "CtrlCExitsWith130On${backend}" test "$status" -eq 130
+  check "CtrlCPrintsNoResultOn${backend}" bash -c '! grep -q "sum =" "$0"' "$tmp/int.out"
+  sleep 0.1
+  check "CtrlCLeavesNoWorkerOn${backend}" bash -c '! pgrep -f "slow_series --n 10000000000[0]" >/dev/null'
+  check "CtrlCLeavesNoSharedMemoryOn${backend}" bash -c '! ls /dev/shm | grep -q "^cpp-pool-$0-"' "$pid"
+done
+check CtrlCSaysInterruptedOnprocess grep -qx "slow_series: interrupted" "$tmp/int.process.err"
+set +m
+
+if [ -n "${XML_OUTPUT_FILE:-}" ]; then
+  printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testsuite name="ExamplesCli">%s</testsuite></testsuites>\n' \
+    "$cases" >"$XML_OUTPUT_FILE"
+fi
 
 echo "$failures failed"
 [ "$failures" -eq 0 ]
