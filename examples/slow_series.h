@@ -36,6 +36,13 @@ struct PartialSum {
   }
 };
 
+// One term, 1/k or 0 when k contains a 9: the whole series is then one call,
+//   workers.map_reduce(SlowSeriesTerm{method}, pool::range(1, n + 1), std::plus<>(), 0.0).
+struct SlowSeriesTerm {
+  DigitMethod method = DigitMethod::kInteger;
+  double operator()(std::int64_t k) const { return slow_series_partial_sum({k, k}, method); }
+};
+
 // The course's parallel slow series on any pool: one partial sum per worker, added in order.
 template <class Pool>
 double slow_series_sum(Pool& workers, std::int64_t n, DigitMethod method) {

@@ -1,6 +1,7 @@
 #include "examples/slow_series.h"
 
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "pool/pool.h"
@@ -43,6 +44,16 @@ TEST_F(SlowSeries, ProcessPoolSumEqualsTheSerialSumOnOneTwoAndThreeWorkers) {
     const double sum = std::accumulate(partial.begin(), partial.end(), 0.0);
     EXPECT_NEAR(sum, serial, 1e-12 * serial) << ncores << " workers";
   }
+}
+
+TEST_F(SlowSeries, MapReduceOverTheTermsEqualsTheSerialSum) {
+  const std::int64_t n = 300000;
+  const double serial = examples::slow_series_partial_sum({1, n}, examples::DigitMethod::kInteger);
+  pool::ProcessPool workers(2);
+  const double reduced =
+      workers.map_reduce(examples::SlowSeriesTerm{}, pool::range(std::int64_t{1}, n + 1),
+                         std::plus<>(), 0.0);
+  EXPECT_NEAR(reduced, serial, 1e-12);
 }
 
 TEST_F(SlowSeries, StringAndIntegerMethodsAgree) {

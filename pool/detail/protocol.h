@@ -18,7 +18,7 @@ namespace pool::detail {
 
 class WorkerContext;
 
-inline constexpr std::size_t kJobSlots = 1024;
+inline constexpr std::size_t kJobSlots = 256;
 
 // Describes one call (map, one imap batch, apply_async, ...). Offsets are into the arena; 0 means
 // absent (the arena's allocator header sits at offset 0).
