@@ -352,6 +352,26 @@ TEST_F(ProcessPoolApi, ThrowingInitializerFailsTheConstructorWithInitializerErro
   }
 }
 
+TEST_F(ProcessPoolApi, AnInitializerThatCrashesFailsTheConstructor) {
+  EXPECT_THROW(pool::ProcessPool(2, pool::ProcessPoolOptions{.initializer = [] { std::abort(); }}),
+               pool::InitializerError);
+}
+
+TEST_F(ProcessPoolApi, ReplacementWorkersRunTheInitializerToo) {
+  SharedCounters shared;
+  Counters* counters = shared.get();
+  static int initialized = 0;
+  pool::ProcessPool workers(2, pool::ProcessPoolOptions{.initializer =
+                                                            [counters] {
+                                                              ++counters->calls;
+                                                              initialized = 7;
+                                                            },
+                                                        .maxtasksperchild = 1});
+  EXPECT_EQ(workers.map([](int) { return initialized; }, pool::range(0, 12), 1),
+            std::vector<int>(12, 7));
+  EXPECT_GE(counters->calls.load(), 12);
+}
+
 TEST_F(ProcessPoolApi, MaxtasksperchildReplacesAWorkerAfterThatManyChunks) {
   pool::ProcessPool workers(2, pool::ProcessPoolOptions{.maxtasksperchild = 2});
   const auto pids = workers.map([](int) { return static_cast<int>(::getpid()); },

@@ -226,6 +226,7 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   slot.current_item.store(kNoItem, std::memory_order_relaxed);
   slot.item_started_ns.store(0, std::memory_order_relaxed);
   slot.sleeping.store(0, std::memory_order_relaxed);
+  slot.started.store(kInitializing, std::memory_order_relaxed);
   // A replacement helps with every job still in flight.
   slot.position.store(live_.empty() ? posted_ : live_.front().position, std::memory_order_release);
   // Flushed now, or each worker would print the parent's buffered output again when it exits.
@@ -319,6 +320,7 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
 }
 
 void ProcessPoolCore::run_initializer(std::uint32_t index, int fd, ResultBuffer& results) {
+  WorkerSlot& me = control_->slots()[index];
   try {
     options_.initializer();
   } catch (...) {
@@ -329,11 +331,14 @@ void ProcessPoolCore::run_initializer(std::uint32_t index, int fd, ResultBuffer&
       cereal::BinaryOutputArchive archive(stream);
       archive(failure);
     }
-    write_message(fd, make_message(MessageType::kInitFailed, index, 0, start,
-                                   results.position() - start));
+    me.init_failure_offset = start;
+    me.init_failure_size = results.position() - start;
+    me.started.store(kInitializerFailed, std::memory_order_release);
+    write_message(fd, make_message(MessageType::kInitFailed, index));
     std::fflush(nullptr);
     ::_exit(0);
   }
+  me.started.store(kStarted, std::memory_order_release);
   if (!write_message(fd, make_message(MessageType::kReady, index))) ::_exit(0);
 }
 
@@ -395,24 +400,10 @@ void ProcessPoolCore::handle_message(std::uint32_t index, const Message& message
     case MessageType::kProgress:
       return;  // waking the parent was the point
     case MessageType::kReady:
-      worker.ready = true;
+    case MessageType::kInitFailed:
+      // The outcome is in the worker's slot; this only woke the parent.
+      note_startup(index);
       return;
-    case MessageType::kInitFailed: {
-      if (message.a > worker.results.size() || message.b > worker.results.size() - message.a) {
-        return reject(index, "an initializer failure outside its result buffer");
-      }
-      MemoryReadBuffer buffer(worker.results.data() + message.a, message.b);
-      std::istream stream(&buffer);
-      cereal::BinaryInputArchive archive(stream);
-      TaskFailure failure;
-      archive(failure);
-      worker.ready = true;
-      if (!broken_) {
-        broken_ = std::make_exception_ptr(InitializerError(failure.type, failure.message));
-        fail_everything(broken_);
-      }
-      return;
-    }
     case MessageType::kNeedSpill: {
       if (message.a > kMaxResultBytes || worker.pending_results.size() != 0) {
         return reject(index, "an impossible result-buffer request");
@@ -438,6 +429,33 @@ void ProcessPoolCore::handle_message(std::uint32_t index, const Message& message
     default:
       return reject(index, "an unknown message type");
   }
+}
+
+void ProcessPoolCore::note_startup(std::uint32_t index, pid_t dead_pid) {
+  Worker& worker = workers_[index];
+  WorkerSlot& slot = control_->slots()[index];
+  const std::uint32_t started = slot.started.load(std::memory_order_acquire);
+  if (started == kStarted) {
+    worker.ready = true;
+    return;
+  }
+  if (started == kInitializing && dead_pid < 0) return;  // still running it
+  worker.ready = true;
+  if (broken_) return;
+  if (started == kInitializerFailed) {
+    const std::byte* data = results_of(index, slot.init_failure_offset, slot.init_failure_size);
+    MemoryReadBuffer buffer(data, slot.init_failure_size);
+    std::istream stream(&buffer);
+    cereal::BinaryInputArchive archive(stream);
+    TaskFailure failure;
+    archive(failure);
+    broken_ = std::make_exception_ptr(InitializerError(failure.type, failure.message));
+  } else {
+    broken_ = std::make_exception_ptr(InitializerError(
+        "a fatal signal or exit",
+        "worker process " + std::to_string(dead_pid) + " ended while running the initializer"));
+  }
+  fail_everything(broken_);
 }
 
 void ProcessPoolCore::reject(std::uint32_t index, const char* why) {
@@ -476,13 +494,9 @@ void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {
     fail_job_of_worker(index, error);
   }
   // Otherwise it died between tasks (maxtasksperchild, or killed while idle): nothing was lost.
-  if (!worker.ready) {
-    if (!broken_) {
-      broken_ = std::make_exception_ptr(InitializerError(
-          "a fatal signal or exit", "worker process " + std::to_string(worker.pid) +
-                                        " ended while running the initializer"));
-      fail_everything(broken_);
-    }
+  if (options_.initializer &&
+      control_->slots()[index].started.load(std::memory_order_acquire) != kStarted) {
+    note_startup(index, worker.pid);
     return;
   }
   if (!broken_) spawn(index);

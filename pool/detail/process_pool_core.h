@@ -133,6 +133,8 @@ class ProcessPoolCore final : public Progress {
   void on_exit(std::uint32_t index, int wait_status);
   void close_channel(Worker& worker);
   void reject(std::uint32_t index, const char* why);
+  // Reads the initializer's outcome from the worker's slot; `dead_pid` when the worker ended.
+  void note_startup(std::uint32_t index, pid_t dead_pid = -1);
   bool send(std::uint32_t index, const Message& message);
 
   void collect();

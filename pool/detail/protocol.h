@@ -81,6 +81,10 @@ struct alignas(64) JobSlot {
 inline constexpr std::int64_t kNoItem = -1;
 inline constexpr std::int64_t kTakingChunk = -2;  // between the cursor and the first item
 
+inline constexpr std::uint32_t kInitializing = 0;
+inline constexpr std::uint32_t kStarted = 1;
+inline constexpr std::uint32_t kInitializerFailed = 2;
+
 struct alignas(64) WorkerSlot {
   std::atomic<std::uint64_t> position{0};  // the job the worker is in, or will look at next
   std::atomic<std::int64_t> current_item{kNoItem};
@@ -91,6 +95,10 @@ struct alignas(64) WorkerSlot {
   std::atomic<std::uint64_t> records_produced{0};
   std::atomic<std::uint64_t> records_consumed{0};
   std::atomic<std::uint64_t> records_end{0};  // where the last record ends, for a replacement
+  // The initializer's outcome, in shared memory so that a death right after it cannot hide it.
+  std::atomic<std::uint32_t> started{kInitializing};
+  std::uint64_t init_failure_offset = 0;  // the encoded failure in the result buffer
+  std::uint64_t init_failure_size = 0;
 };
 
 // What wakes a sleeping parent: job-level events always; every worker move when it waits for one.
