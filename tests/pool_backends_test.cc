@@ -1,5 +1,4 @@
 // The same task code on every pool: processes, GIL threads and free threads.
-#include <sys/mman.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +12,7 @@
 #include "examples/slow_series.h"
 #include "pool/pool.h"
 #include "tests/leak_check.h"
+#include "tests/shared_object.h"
 
 namespace {
 
@@ -37,20 +37,7 @@ struct OverlapMeter {
   void end_task() { --started; }
 };
 
-class SharedMeter {
- public:
-  SharedMeter() {
-    void* memory = ::mmap(nullptr, sizeof(OverlapMeter), PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) throw std::bad_alloc();
-    meter_ = new (memory) OverlapMeter;
-  }
-  ~SharedMeter() { ::munmap(meter_, sizeof(OverlapMeter)); }
-  OverlapMeter* get() const { return meter_; }
-
- private:
-  OverlapMeter* meter_;
-};
+using SharedMeter = pool::testing::SharedObject<OverlapMeter>;
 
 void spin_for(std::chrono::microseconds duration) {
   const auto until = std::chrono::steady_clock::now() + duration;

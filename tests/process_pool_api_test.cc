@@ -1,7 +1,6 @@
 // The Python Pool API on ProcessPool: asynchronous results, callbacks, starmap, apply, imap,
 // imap_unordered, map_reduce, options, and the close/join/terminate lifecycle.
 #include <signal.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,6 +22,7 @@
 
 #include "pool/pool.h"
 #include "tests/leak_check.h"
+#include "tests/shared_object.h"
 
 namespace {
 
@@ -37,20 +37,7 @@ struct Counters {
   std::atomic<int> finished{0};
 };
 
-class SharedCounters {
- public:
-  SharedCounters() {
-    void* memory = ::mmap(nullptr, sizeof(Counters), PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) throw std::bad_alloc();
-    counters_ = new (memory) Counters;
-  }
-  ~SharedCounters() { ::munmap(counters_, sizeof(Counters)); }
-  Counters* get() const { return counters_; }
-
- private:
-  Counters* counters_;
-};
+using SharedCounters = pool::testing::SharedObject<Counters>;
 
 // Sleeps while counting how many such tasks run at once.
 struct OverlappingSleep {

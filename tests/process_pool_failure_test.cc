@@ -1,5 +1,4 @@
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "pool/detail/protocol.h"
 #include "pool/pool.h"
 #include "tests/leak_check.h"
+#include "tests/shared_object.h"
 
 namespace {
 
@@ -152,20 +152,7 @@ TEST_F(ProcessPoolFailure, RefusesToForkWhileOtherThreadsRunUnlessAllowed) {
 }
 
 // A flag in memory shared with the workers.
-class SharedFlag {
- public:
-  SharedFlag() {
-    void* memory = ::mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) throw std::bad_alloc();
-    flag_ = new (memory) std::atomic<int>(0);
-  }
-  ~SharedFlag() { ::munmap(flag_, sizeof(std::atomic<int>)); }
-  std::atomic<int>* get() const { return flag_; }
-
- private:
-  std::atomic<int>* flag_;
-};
+using SharedFlag = pool::testing::SharedObject<std::atomic<int>>;
 
 TEST_F(ProcessPoolFailure, SegfaultInImapGivesWorkerDiedAfterEveryEarlierResult) {
   pool::ProcessPool workers(2);
