@@ -77,7 +77,8 @@ class AsyncStateBase {
   // A non-blocking look: lets a ProcessPool notice finished work first.
   bool poll() {
     if (settled()) return true;
-    if (Progress* progress = progress_) progress->drive_until([this] { return settled(); }, Clock::now());
+    if (Progress* progress = progress_)
+      progress->drive_until([this] { return settled(); }, Clock::now());
     return settled();
   }
 
@@ -224,7 +225,8 @@ class AsyncResult {
   bool ready() const { return state_->poll(); }
   // Whether the call succeeded; std::logic_error if it is not ready yet (Python: ValueError).
   bool successful() const {
-    if (!ready()) throw std::logic_error("pool: AsyncResult::successful() before the result is ready");
+    if (!ready())
+      throw std::logic_error("pool: AsyncResult::successful() before the result is ready");
     return state_->error() == nullptr;
   }
 

@@ -141,13 +141,13 @@ class ProcessPool {
     return apply_async(std::forward<F>(f), std::forward<A>(args)...).get();
   }
   template <class F, class... A>
-    requires(sizeof...(A) == 0 || !is_args<std::decay_t<std::tuple_element_t<0, std::tuple<A..., int>>>>::value)
-  auto apply_async(F&& f, A&&... args) {
+  requires(sizeof...(A) == 0 ||
+           !is_args<std::decay_t<std::tuple_element_t<0, std::tuple<A..., int>>>>::
+               value) auto apply_async(F&& f, A&&... args) {
     return apply_async(std::forward<F>(f), pool::args(std::forward<A>(args)...), {}, {});
   }
   // Python's apply_async(f, args=(...), callback=..., error_callback=...).
-  template <class F, class... T,
-            class R = std::invoke_result_t<std::decay_t<F>&, T&...>>
+  template <class F, class... T, class R = std::invoke_result_t<std::decay_t<F>&, T&...>>
   AsyncResult<R> apply_async(F&& f, Args<T...> arguments,
                              typename AsyncResult<R>::Callback callback = {},
                              typename AsyncResult<R>::ErrorCallback error_callback = {}) {
@@ -177,8 +177,7 @@ class ProcessPool {
   // Results as they arrive, in input order; inputs may be any input range, even unsized, and is
   // read in batches (an rvalue is kept by the stream). Python's default chunksize for imap is 1.
   template <class F, class Inputs>
-  ResultStream<StreamResult<F, Inputs>> imap(F&& f, Inputs&& inputs,
-                                                             std::size_t chunksize = 1) {
+  ResultStream<StreamResult<F, Inputs>> imap(F&& f, Inputs&& inputs, std::size_t chunksize = 1) {
     using Function = std::decay_t<F>;
     using R = StreamResult<F, Inputs>;
     using Feeder = detail::BatchFeeder<Function, Inputs, R>;
@@ -187,8 +186,7 @@ class ProcessPool {
     auto feeder = std::make_unique<Feeder>(
         core(), Function(std::forward<F>(f)), std::forward<Inputs>(inputs), chunksize, false,
         nullptr, &detail::run_map_job<Function, typename Feeder::Item, Feeder::kLazyRange>);
-    return ResultStream<R>(
-        std::make_unique<detail::OrderedSource<Feeder, R>>(std::move(feeder)));
+    return ResultStream<R>(std::make_unique<detail::OrderedSource<Feeder, R>>(std::move(feeder)));
   }
   // (input index, result) pairs in the order they finish.
   template <class F, class Inputs>
@@ -288,9 +286,8 @@ class ProcessPool {
     static_assert(!std::is_void_v<Result>,
                   "ProcessPool::map: the task function must return a value (apply_async takes "
                   "void functions)");
-    static_assert(detail::kTransferable<Result> &&
-                      (std::is_trivially_copyable_v<Result> ||
-                       std::is_default_constructible_v<Result>),
+    static_assert(detail::kTransferable<Result> && (std::is_trivially_copyable_v<Result> ||
+                                                    std::is_default_constructible_v<Result>),
                   "ProcessPool: results must be trivially copyable, or default-constructible "
                   "and cereal-serializable");
   }

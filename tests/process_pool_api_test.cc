@@ -66,10 +66,12 @@ TEST_F(ProcessPoolApi, MapAsyncGetReturnsTheResultsInOrder) {
 
 TEST_F(ProcessPoolApi, GetWithATimeoutThrowsTimeoutErrorWhileTheWorkGoesOn) {
   pool::ProcessPool workers(1);
-  auto slow = workers.apply_async([](int ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    return ms;
-  }, 1000);
+  auto slow = workers.apply_async(
+      [](int ms) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        return ms;
+      },
+      1000);
   EXPECT_THROW(slow.get(10ms), pool::TimeoutError);
   EXPECT_FALSE(slow.wait(1ms));
   EXPECT_FALSE(slow.ready());
@@ -124,9 +126,8 @@ TEST_F(ProcessPoolApi, ACallbackThatThrowsFailsItsResult) {
 
 TEST_F(ProcessPoolApi, ACallbackCannotCallItsPool) {
   pool::ProcessPool workers(1);
-  auto result = workers.apply_async(&square, pool::args(3), [&](const int&) {
-    workers.map(&square, pool::range(0, 2));
-  });
+  auto result = workers.apply_async(&square, pool::args(3),
+                                    [&](const int&) { workers.map(&square, pool::range(0, 2)); });
   EXPECT_THROW(result.get(), std::logic_error);
   EXPECT_EQ(workers.apply(&square, 4), 16);
 }
@@ -135,7 +136,8 @@ TEST_F(ProcessPoolApi, ApplyAsyncCallsRunConcurrently) {
   SharedCounters shared;
   pool::ProcessPool workers(2);
   std::vector<pool::AsyncResult<int>> results;
-  for (int i = 0; i < 4; ++i) results.push_back(workers.apply_async(OverlappingSleep{shared.get()}, i));
+  for (int i = 0; i < 4; ++i)
+    results.push_back(workers.apply_async(OverlappingSleep{shared.get()}, i));
   for (int i = 0; i < 4; ++i) EXPECT_EQ(results[i].get(), i);
   EXPECT_EQ(shared.get()->most_running.load(), 2);
 }
@@ -156,9 +158,10 @@ TEST_F(ProcessPoolApi, ApplyRunsAFunctionOfSeveralArgumentsAndAVoidFunction) {
 TEST_F(ProcessPoolApi, StarmapUnpacksTuplesPairsAndArrays) {
   pool::ProcessPool workers(2);
   const std::vector<std::tuple<int, int, std::string>> triples{{1, 2, "a"}, {3, 4, "b"}};
-  EXPECT_EQ(workers.starmap([](int a, int b, const std::string& s) { return s + std::to_string(a + b); },
-                            triples),
-            (std::vector<std::string>{"a3", "b7"}));
+  EXPECT_EQ(
+      workers.starmap([](int a, int b, const std::string& s) { return s + std::to_string(a + b); },
+                      triples),
+      (std::vector<std::string>{"a3", "b7"}));
   const std::vector<std::pair<int, int>> pairs{{2, 3}, {4, 5}, {6, 7}};
   EXPECT_EQ(workers.starmap([](int a, int b) { return a * b; }, pairs, 2),
             (std::vector<int>{6, 20, 42}));
@@ -316,11 +319,10 @@ TEST_F(ProcessPoolApi, InitializerRunsOnceInEveryWorkerBeforeItsTasks) {
   Counters* counters = shared.get();
   static int initialized = 0;
   {
-    pool::ProcessPool workers(
-        3, pool::ProcessPoolOptions{.initializer = [counters] {
-                                      ++counters->calls;
-                                      initialized = 42;
-                                    }});
+    pool::ProcessPool workers(3, pool::ProcessPoolOptions{.initializer = [counters] {
+                                ++counters->calls;
+                                initialized = 42;
+                              }});
     EXPECT_EQ(counters->calls.load(), 3);
     EXPECT_EQ(workers.map([](int) { return initialized; }, pool::range(0, 30), 1),
               std::vector<int>(30, 42));
@@ -361,8 +363,8 @@ TEST_F(ProcessPoolApi, ReplacementWorkersRunTheInitializerToo) {
 
 TEST_F(ProcessPoolApi, MaxtasksperchildReplacesAWorkerAfterThatManyChunks) {
   pool::ProcessPool workers(2, pool::ProcessPoolOptions{.maxtasksperchild = 2});
-  const auto pids = workers.map([](int) { return static_cast<int>(::getpid()); },
-                                pool::range(0, 20), 1);
+  const auto pids =
+      workers.map([](int) { return static_cast<int>(::getpid()); }, pool::range(0, 20), 1);
   std::map<int, int> chunks_per_pid;
   for (int pid : pids) ++chunks_per_pid[pid];
   EXPECT_GE(chunks_per_pid.size(), 10u);

@@ -254,8 +254,7 @@ TEST_F(ProcessPoolFailure, GarbageOnTheControlChannelGivesAClearErrorAndTheNextC
         pool::range(0, 1));
     FAIL() << "map returned although the worker broke the protocol";
   } catch (const std::runtime_error& error) {
-    EXPECT_NE(std::string(error.what()).find("control channel"), std::string::npos)
-        << error.what();
+    EXPECT_NE(std::string(error.what()).find("control channel"), std::string::npos) << error.what();
   }
   EXPECT_EQ(workers.map([](int x) { return x; }, pool::range(0, 2)), (std::vector<int>{0, 1}));
 }
@@ -279,8 +278,7 @@ TEST_F(ProcessPoolFailure, AnImpossibleBufferRequestIsRefusedWithoutAllocatingIt
         pool::range(0, 1));
     FAIL() << "map returned although the worker asked for an exabyte";
   } catch (const std::runtime_error& error) {
-    EXPECT_NE(std::string(error.what()).find("impossible result-buffer request"),
-              std::string::npos)
+    EXPECT_NE(std::string(error.what()).find("impossible result-buffer request"), std::string::npos)
         << error.what();
   }
 }

@@ -50,9 +50,8 @@ TEST_F(SlowSeries, MapReduceOverTheTermsEqualsTheSerialSum) {
   const std::int64_t n = 300000;
   const double serial = examples::slow_series_partial_sum({1, n}, examples::DigitMethod::kInteger);
   pool::ProcessPool workers(2);
-  const double reduced =
-      workers.map_reduce(examples::SlowSeriesTerm{}, pool::range(std::int64_t{1}, n + 1),
-                         std::plus<>(), 0.0);
+  const double reduced = workers.map_reduce(
+      examples::SlowSeriesTerm{}, pool::range(std::int64_t{1}, n + 1), std::plus<>(), 0.0);
   EXPECT_NEAR(reduced, serial, 1e-12);
 }
 

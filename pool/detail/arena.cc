@@ -11,8 +11,9 @@ namespace bip = boost::interprocess;
 
 // The parent is the only allocating process, so the allocator needs no lock.
 struct Arena::Allocator {
-  using Buffer = bip::basic_managed_external_buffer<char, bip::rbtree_best_fit<bip::null_mutex_family>,
-                                                    bip::iset_index>;
+  using Buffer =
+      bip::basic_managed_external_buffer<char, bip::rbtree_best_fit<bip::null_mutex_family>,
+                                         bip::iset_index>;
   Buffer buffer;
   Allocator(void* base, std::size_t size) : buffer(bip::create_only, base, size) {}
 };

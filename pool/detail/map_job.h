@@ -55,8 +55,8 @@ class ArenaLayout {
 // Calls each(item) for the items [begin, end) of `chunk`; `i` follows the item being run, so a
 // failure can be attributed.
 template <class Item, bool kLazyRange, class Each>
-void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i,
-                   std::uint64_t end, Each&& each) {
+void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i, std::uint64_t end,
+                   Each&& each) {
   const JobDescriptor& job = context.job();
   if constexpr (kLazyRange) {
     for (; i < end; ++i) {
@@ -65,7 +65,8 @@ void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i
       each(item);
     }
   } else {
-    const auto* index = reinterpret_cast<const std::uint64_t*>(context.arena() + job.arg_index_offset);
+    const auto* index =
+        reinterpret_cast<const std::uint64_t*>(context.arena() + job.arg_index_offset);
     Decoder<Item> arguments(context.arena() + index[chunk], index[chunk + 1] - index[chunk]);
     for (; i < end; ++i) {
       context.set_current_item(job.index_base + static_cast<std::int64_t>(i));

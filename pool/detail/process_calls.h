@@ -33,8 +33,7 @@ namespace pool::detail {
 // Encodes the parts of one job, lays them out in an arena region and posts it.
 class JobBuilder {
  public:
-  JobBuilder(ProcessPoolCore& core, std::uint64_t n_items, std::uint64_t chunksize)
-      : core_(core) {
+  JobBuilder(ProcessPoolCore& core, std::uint64_t n_items, std::uint64_t chunksize) : core_(core) {
     job_.n_items = n_items;
     job_.chunksize = chunksize;
     job_.n_chunks = (n_items + chunksize - 1) / chunksize;
@@ -100,8 +99,10 @@ class JobBuilder {
     const std::uint64_t index_at =
         has_arguments_ ? layout.add((job_.n_chunks + 1) * sizeof(std::uint64_t), 8) : 0;
     const std::uint64_t arguments_at = has_arguments_ ? layout.add(arguments_.size(), 16) : 0;
-    const std::uint64_t results_at = result_bytes_ != 0 ? layout.add(result_bytes_, result_alignment_) : 0;
-    const std::uint64_t records_at = records_ ? layout.add(job_.n_chunks * sizeof(ChunkRecord), 8) : 0;
+    const std::uint64_t results_at =
+        result_bytes_ != 0 ? layout.add(result_bytes_, result_alignment_) : 0;
+    const std::uint64_t records_at =
+        records_ ? layout.add(job_.n_chunks * sizeof(ChunkRecord), 8) : 0;
     const std::uint64_t log_at = log_ ? layout.add(job_.n_chunks * sizeof(std::uint32_t), 8) : 0;
     const std::uint64_t failures_at =
         layout.add(static_cast<std::size_t>(core_.size()) * sizeof(WorkerFailure), 8);
@@ -158,8 +159,7 @@ void read_results(ProcessPoolCore& core, const JobDescriptor& job, std::uint64_t
     out.insert(out.end(), slots + first, slots + first + count);
   } else {
     auto& record = reinterpret_cast<ChunkRecord*>(core.arena() + job.record_offset)[chunk];
-    Decoder<Result> decode(core.results_of(record.worker, record.offset, record.size),
-                           record.size);
+    Decoder<Result> decode(core.results_of(record.worker, record.offset, record.size), record.size);
     for (std::uint64_t i = 0; i < count; ++i) out.push_back(decode.next());
     record.state = kRecordRead;
     core.release_record(record.worker);
@@ -219,7 +219,8 @@ void post_map(ProcessPoolCore& core, const F& f, const Inputs& inputs, std::size
     builder.items<Item>(std::ranges::begin(inputs));
   }
   builder.results<Result>(false);
-  auto listener = std::make_shared<CollectListener<Result>>(core, std::move(deliver), std::move(fail));
+  auto listener =
+      std::make_shared<CollectListener<Result>>(core, std::move(deliver), std::move(fail));
   builder.post(&run_map_job<F, Item, Types::kLazyRange>, listener,
                [&](const JobDescriptor& job) { listener->set_job(job); });
 }
@@ -230,14 +231,14 @@ struct Batch {
   std::uint64_t position = 0;
   std::uint64_t first_item = 0;  // input index of the batch's first item
   JobDescriptor job;
-  bool per_chunk = false;  // reduce jobs: one result per chunk
+  bool per_chunk = false;                                   // reduce jobs: one result per chunk
   std::vector<std::optional<std::vector<Result>>> results;  // by chunk, once ready
   std::vector<std::exception_ptr> errors;                   // by chunk, if its task threw
   std::deque<std::uint64_t> finished;                       // chunks in completion order
-  std::exception_ptr error;  // why the job ended early
-  std::optional<std::uint64_t> error_chunk;  // the chunk a dead worker was running
+  std::exception_ptr error;                                 // why the job ended early
+  std::optional<std::uint64_t> error_chunk;                 // the chunk a dead worker was running
   bool settled = false;
-  bool retired = false;  // no chunk will be reported any more
+  bool retired = false;       // no chunk will be reported any more
   std::uint64_t yielded = 0;  // chunks handed to the reader
 
   std::uint64_t items_in(std::uint64_t chunk) const {
@@ -262,8 +263,8 @@ class BatchListener final : public JobListener {
         if (batch.per_chunk) {
           read_results(core_, batch.job, chunk, chunk, 1, values);
         } else {
-          read_results(core_, batch.job, chunk, chunk * batch.job.chunksize,
-                       batch.items_in(chunk), values);
+          read_results(core_, batch.job, chunk, chunk * batch.job.chunksize, batch.items_in(chunk),
+                       values);
         }
       } catch (...) {
         batch.errors[chunk] = std::current_exception();
@@ -282,7 +283,8 @@ class BatchListener final : public JobListener {
     } catch (const WorkerDied& died) {
       const auto first = static_cast<std::int64_t>(batch.first_item);
       if (died.task_index() >= first) {
-        batch.error_chunk = static_cast<std::uint64_t>(died.task_index() - first) / batch.job.chunksize;
+        batch.error_chunk =
+            static_cast<std::uint64_t>(died.task_index() - first) / batch.job.chunksize;
       }
     } catch (...) {
     }
@@ -392,7 +394,8 @@ class BatchFeeder {
     batch->results.resize(chunks);
     batch->errors.resize(chunks);
     auto listener = std::make_shared<BatchListener<Result>>(*core_, batch);
-    batch->position = builder.post(runner_, listener, [&](const JobDescriptor& job) { batch->job = job; });
+    batch->position =
+        builder.post(runner_, listener, [&](const JobDescriptor& job) { batch->job = job; });
     if constexpr (std::ranges::sized_range<View>) remaining_ -= count;
     first_item_ += count;
     window_.push_back(std::move(batch));
@@ -441,7 +444,8 @@ class OrderedSource final : public StreamSource<Result> {
       if (std::exception_ptr error = batch.errors[wanted]) std::rethrow_exception(error);
       // After a death, chunks before the dead one are still awaited: they may finish.
       auto failed_here = [&batch, wanted] {
-        return batch.error && (batch.retired || (batch.error_chunk && *batch.error_chunk <= wanted));
+        return batch.error &&
+               (batch.retired || (batch.error_chunk && *batch.error_chunk <= wanted));
       };
       if (failed_here()) std::rethrow_exception(batch.error);
       if (batch.retired) throw std::logic_error("pool: a finished batch lost a chunk");

@@ -572,8 +572,10 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
     throw;
   }
   std::byte* base = arena_.data();
-  if (job.log_offset != 0) std::memset(base + job.log_offset, 0, job.n_chunks * sizeof(std::uint32_t));
-  if (job.record_offset != 0) std::memset(base + job.record_offset, 0, job.n_chunks * sizeof(ChunkRecord));
+  if (job.log_offset != 0)
+    std::memset(base + job.log_offset, 0, job.n_chunks * sizeof(std::uint32_t));
+  if (job.record_offset != 0)
+    std::memset(base + job.record_offset, 0, job.n_chunks * sizeof(ChunkRecord));
   auto* failures = reinterpret_cast<WorkerFailure*>(base + job.failure_offset);
   for (std::size_t w = 0; w < workers_.size(); ++w) new (failures + w) WorkerFailure{{0}, 0, 0};
 
@@ -798,9 +800,11 @@ bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
     if (done()) return true;
     if (deadline && Clock::now() >= *deadline) return false;
     bool waits_for_workers = !live_.empty() && posted_ - live_.front().position >= kJobSlots;
-    for (const LiveJob& job : live_) waits_for_workers = waits_for_workers || job.failed || job.settled;
-    control_->parent_sleeping.store(waits_for_workers ? kParentWaitsForWorkers : kParentWaitsForJobs,
-                                    std::memory_order_seq_cst);
+    for (const LiveJob& job : live_)
+      waits_for_workers = waits_for_workers || job.failed || job.settled;
+    control_->parent_sleeping.store(
+        waits_for_workers ? kParentWaitsForWorkers : kParentWaitsForJobs,
+        std::memory_order_seq_cst);
     collect();
     if (done()) {
       control_->parent_sleeping.store(kParentAwake, std::memory_order_relaxed);
@@ -839,7 +843,8 @@ void ProcessPoolCore::join() {
   if (state_ == State::kClosed && !broken_) {
     drive_until(
         [this] {
-          return std::all_of(live_.begin(), live_.end(), [](const LiveJob& j) { return j.settled; });
+          return std::all_of(live_.begin(), live_.end(),
+                             [](const LiveJob& j) { return j.settled; });
         },
         std::nullopt);
   }
@@ -849,8 +854,8 @@ void ProcessPoolCore::join() {
 }
 
 void ProcessPoolCore::terminate() {
-  if (state_ == State::kTerminated && std::none_of(workers_.begin(), workers_.end(),
-                                                   [](const Worker& w) { return w.alive; })) {
+  if (state_ == State::kTerminated &&
+      std::none_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.alive; })) {
     return;
   }
   state_ = State::kTerminated;

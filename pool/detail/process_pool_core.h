@@ -153,7 +153,7 @@ class ProcessPoolCore final : public Progress {
   pid_t owner_;
   CoreOptions options_;
   State state_ = State::kRunning;
-  int driving_ = 0;  // nesting depth of drive_until; callbacks run inside it
+  int driving_ = 0;            // nesting depth of drive_until; callbacks run inside it
   std::exception_ptr broken_;  // an initializer failed: nothing can run
   SharedSegment control_segment_;
   ControlBlock* control_ = nullptr;

@@ -30,19 +30,19 @@ struct JobDescriptor {
   std::uint64_t n_items = 0;
   std::uint64_t chunksize = 1;
   std::uint64_t n_chunks = 0;
-  std::int64_t range_first = 0;        // first value of a pool::range input
-  std::int64_t index_base = 0;         // input index of the job's first item (imap batches)
-  std::uint64_t function_offset = 0;   // the encoded task function
+  std::int64_t range_first = 0;       // first value of a pool::range input
+  std::int64_t index_base = 0;        // input index of the job's first item (imap batches)
+  std::uint64_t function_offset = 0;  // the encoded task function
   std::uint64_t function_size = 0;
-  std::uint64_t op_offset = 0;         // reduce jobs: the encoded reduce op and initial value
+  std::uint64_t op_offset = 0;  // reduce jobs: the encoded reduce op and initial value
   std::uint64_t op_size = 0;
   std::uint64_t init_offset = 0;
   std::uint64_t init_size = 0;
-  std::uint64_t arg_index_offset = 0;  // n_chunks + 1 offsets of encoded chunk arguments
-  std::uint64_t result_offset = 0;     // trivially copyable results, one slot per result
-  std::uint64_t record_offset = 0;     // one ChunkRecord per chunk for serialized results
-  std::uint64_t log_offset = 0;        // one std::atomic<uint32_t> per chunk: completion order
-  std::uint64_t failure_offset = 0;    // one WorkerFailure per worker
+  std::uint64_t arg_index_offset = 0;   // n_chunks + 1 offsets of encoded chunk arguments
+  std::uint64_t result_offset = 0;      // trivially copyable results, one slot per result
+  std::uint64_t record_offset = 0;      // one ChunkRecord per chunk for serialized results
+  std::uint64_t log_offset = 0;         // one std::atomic<uint32_t> per chunk: completion order
+  std::uint64_t failure_offset = 0;     // one WorkerFailure per worker
   std::uint32_t notify_each_chunk = 0;  // wake a sleeping parent at every chunk, not just the last
 };
 
@@ -109,7 +109,7 @@ inline constexpr std::uint32_t kParentWaitsForWorkers = 2;
 struct ControlBlock {
   alignas(64) std::atomic<std::uint64_t> posted{0};  // jobs [0, posted) are published
   alignas(64) std::atomic<std::uint32_t> parent_sleeping{kParentAwake};
-  std::int64_t task_timeout_ns = 0;     // 0: tasks are not timed
+  std::int64_t task_timeout_ns = 0;         // 0: tasks are not timed
   std::uint64_t max_chunks_per_worker = 0;  // maxtasksperchild; 0: unlimited
   JobSlot jobs[kJobSlots];
   // WorkerSlot[size] follows, at slots_offset().
@@ -138,11 +138,11 @@ enum class MessageType : std::uint32_t {
   kMapArena = 2,  // name, a = size: map this segment as the new arena, then ack with kMapped
   kMapSpill = 3,  // name, a = size: move your result buffer into this segment, then ack
   // worker -> parent
-  kProgress = 16,     // a job the sleeping parent may wait for moved on
-  kReady = 17,        // the initializer ran
-  kInitFailed = 18,   // a = offset, b = size of the encoded failure in the result buffer
-  kNeedSpill = 19,    // a = bytes the result buffer must hold
-  kMapped = 20,       // the last kMapArena / kMapSpill is mapped
+  kProgress = 16,    // a job the sleeping parent may wait for moved on
+  kReady = 17,       // the initializer ran
+  kInitFailed = 18,  // a = offset, b = size of the encoded failure in the result buffer
+  kNeedSpill = 19,   // a = bytes the result buffer must hold
+  kMapped = 20,      // the last kMapArena / kMapSpill is mapped
 };
 
 struct Message {

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cereal/archives/binary.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -15,8 +16,6 @@
 #include <ostream>
 #include <streambuf>
 #include <utility>
-
-#include <cereal/archives/binary.hpp>
 
 #include "pool/detail/protocol.h"
 #include "pool/detail/task_failure.h"
