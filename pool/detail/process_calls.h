@@ -342,11 +342,16 @@ class BatchFeeder {
     while (window_.size() < kWindow && !exhausted()) post_batch();
   }
   bool exhausted() {
+    if (input_error_) return true;
     if constexpr (std::ranges::sized_range<View>) {
       return remaining_ == 0;
     } else {
       return next_ == std::ranges::end(view_);
     }
+  }
+  // Thrown by the stream once every result before it was handed out.
+  void rethrow_input_error() {
+    if (input_error_) std::rethrow_exception(std::exchange(input_error_, nullptr));
   }
   void drive_until(const std::function<bool()>& done) {
     check_alive();
@@ -362,16 +367,22 @@ class BatchFeeder {
 
   void post_batch() {
     std::uint64_t count = 0;
-    if constexpr (std::ranges::sized_range<View>) {
+    if constexpr (kLazyRange) {
       count = std::min<std::uint64_t>(batch_items_, remaining_);
     } else {
-      // An unsized input is counted as it is encoded.
+      // Items are read before anything is posted; an input that throws ends the stream after
+      // the items it gave (Python's imap raises it after their results).
       pending_.clear();
-      while (count < batch_items_ && next_ != std::ranges::end(view_)) {
-        pending_.push_back(*next_);
-        ++next_;
-        ++count;
+      try {
+        while (count < batch_items_ && !input_ended()) {
+          pending_.push_back(*next_);
+          ++next_;
+          ++count;
+        }
+      } catch (...) {
+        input_error_ = std::current_exception();
       }
+      if (count == 0) return;
     }
     auto batch = std::make_shared<Batch<Result>>();
     batch->first_item = first_item_;
@@ -383,8 +394,6 @@ class BatchFeeder {
     if constexpr (kLazyRange) {
       builder.range_first(static_cast<std::int64_t>(*next_));
       next_ += static_cast<std::ptrdiff_t>(count);
-    } else if constexpr (std::ranges::sized_range<View>) {
-      next_ = builder.items<Item>(next_);
     } else {
       builder.items<Item>(pending_.begin());
     }
@@ -401,6 +410,14 @@ class BatchFeeder {
     window_.push_back(std::move(batch));
   }
 
+  bool input_ended() {
+    if constexpr (std::ranges::sized_range<View>) {
+      return remaining_ == pending_.size();
+    } else {
+      return next_ == std::ranges::end(view_);
+    }
+  }
+
   ProcessPoolCore* core_;
   std::weak_ptr<void> lifetime_;
   F function_;
@@ -408,6 +425,7 @@ class BatchFeeder {
   std::ranges::iterator_t<View> next_;
   std::uint64_t remaining_ = 0;
   std::vector<Item> pending_;
+  std::exception_ptr input_error_;
   std::size_t chunksize_;
   std::size_t batch_items_ = 0;
   bool per_chunk_;
@@ -427,7 +445,10 @@ class OrderedSource final : public StreamSource<Result> {
     auto& window = feeder_->window();
     for (;;) {
       feeder_->fill();
-      if (window.empty()) return false;
+      if (window.empty()) {
+        feeder_->rethrow_input_error();
+        return false;
+      }
       Batch<Result>& batch = *window.front();
       const std::uint64_t chunks = batch.results.size();
       if (batch.yielded == chunks) {
@@ -473,7 +494,10 @@ class UnorderedSource final : public StreamSource<std::pair<std::size_t, Result>
         window.pop_front();
         feeder_->fill();
       }
-      if (window.empty()) return false;
+      if (window.empty()) {
+        feeder_->rethrow_input_error();
+        return false;
+      }
       for (auto& pointer : window) {
         Batch<Result>& batch = *pointer;
         while (!batch.finished.empty()) {
