@@ -119,6 +119,7 @@ int parse_int(const std::string& text) { return std::stoi(text); }
 
 int raise_123() { throw std::runtime_error("123"); }
 int raise_foo() { throw std::runtime_error("foo"); }
+int raise_key_error() { throw std::out_of_range("key"); }
 
 // Python's raise_large_valuerror: a 1 MiB message. Each task waits until both have started, so
 // both run whichever fails first; then the one given `wait_ms` > 0 sleeps before it throws.
@@ -129,6 +130,55 @@ int raise_large_valueerror(int wait_ms) {
   ++shared().finished;
   throw std::invalid_argument(std::string(std::size_t{1} << 20, 'x'));
 }
+
+struct PidSquare {
+  int pid;
+  int square;
+};
+
+PidSquare pid_and_sqr(int x) { return {static_cast<int>(::getpid()), x * x}; }
+
+PidSquare slow_pid_and_sqr(int x) {
+  pool::gil::sleep_for(300ms);
+  return pid_and_sqr(x);
+}
+
+int worker_pid(int) { return static_cast<int>(::getpid()); }
+
+int kill_self(int) {
+  ::kill(::getpid(), SIGKILL);
+  return 0;
+}
+
+void record_initializer() {
+  const int run = shared().initializer_runs.fetch_add(1);
+  if (run < kMaxRecordedPids) shared().initializer_pids[run] = static_cast<int>(::getpid());
+}
+
+bool initializer_ran_in(int pid) {
+  const int runs = std::min(shared().initializer_runs.load(), kMaxRecordedPids);
+  for (int i = 0; i < runs; ++i) {
+    if (shared().initializer_pids[i].load() == pid) return true;
+  }
+  return false;
+}
+
+// Per-process state an initializer sets up (what Python programs use initargs for).
+int g_worker_setting = 0;
+
+int read_worker_setting(int) { return g_worker_setting; }
+
+// Python's class A whose __reduce__ raises: cereal cannot save or load it.
+struct Unpicklable {
+  std::string payload;
+  template <class Archive>
+  void serialize(Archive&) {
+    throw std::runtime_error("cannot pickle");
+  }
+};
+
+int payload_size(const Unpicklable& value) { return static_cast<int>(value.payload.size()); }
+Unpicklable make_unpicklable(int) { return {}; }
 
 // ---------------------------------------------------------------------------------------------
 // Inputs.
@@ -275,6 +325,18 @@ TYPED_TEST_SUITE(CpythonPool, Pools);
 // Process pools can kill a running task (terminate); thread pools must let it end.
 template <class P>
 constexpr bool kKillsWorkers = std::is_same_v<P, pool::ProcessPool>;
+
+// Tests of worker processes: killed workers, maxtasksperchild, initializers run after fork.
+using CpythonProcessPool = CpythonTest;
+
+// ProcessPoolOptions with these two set (designated initializers that skip a member warn).
+pool::ProcessPoolOptions pool_options(std::uint64_t maxtasksperchild,
+                                      std::function<void()> initializer = {}) {
+  pool::ProcessPoolOptions options;
+  options.maxtasksperchild = maxtasksperchild;
+  options.initializer = std::move(initializer);
+  return options;
+}
 
 // ---------------------------------------------------------------------------------------------
 // _TestPool
@@ -661,6 +723,226 @@ TYPED_TEST(CpythonPool, test_enter) {
     EXPECT_THROW(workers.imap(sqr, iota_vector(3)), pool::PoolNotRunning);
     workers.join();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// _TestPoolWorkerErrors
+
+// test_async_error_callback: apply_async of a raising function calls error_callback with the
+// exception (KeyError; ours a TaskError naming std::out_of_range) and get() raises it.
+TYPED_TEST(CpythonPool, test_async_error_callback) {
+  TypeParam workers(2);
+  std::exception_ptr seen;
+  int calls = 0;
+  auto result =
+      workers.apply_async(raise_key_error, pool::args(), {}, [&](std::exception_ptr error) {
+        seen = error;
+        ++calls;
+      });
+  EXPECT_THROW(result.get(), pool::TaskError);
+  EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(seen);
+  try {
+    std::rethrow_exception(seen);
+  } catch (const pool::TaskError& error) {
+    EXPECT_EQ(error.type_name(), "std::out_of_range");
+    EXPECT_EQ(error.message(), "key");
+  } catch (...) {
+    ADD_FAILURE() << "error_callback got something other than a TaskError";
+  }
+  workers.close();
+  workers.join();
+}
+
+// test_unpickleable_result: a result that cannot be serialized fails its call (Python:
+// MaybeEncodingError; ours: TaskError naming the serializer's exception) through error_callback,
+// 20 times over, without losing worker processes.
+TEST_F(CpythonProcessPool, test_unpickleable_result) {
+  pool::ProcessPool workers(2);
+  for (int iteration = 0; iteration < 20; ++iteration) {
+    std::exception_ptr seen;
+    auto result = workers.apply_async(make_unpicklable, pool::args(iteration), {},
+                                      [&seen](std::exception_ptr error) { seen = error; });
+    try {
+      result.get();
+      ADD_FAILURE() << "iteration " << iteration << ": an unserializable result came back";
+    } catch (const pool::TaskError& error) {
+      EXPECT_EQ(error.type_name(), "std::runtime_error");
+      EXPECT_EQ(error.message(), "cannot pickle");
+    } catch (const std::exception& error) {
+      ADD_FAILURE() << "iteration " << iteration << ": not a TaskError: " << error.what();
+    }
+    EXPECT_TRUE(seen) << "iteration " << iteration << ": no error_callback";
+  }
+  EXPECT_EQ(pool::testing::child_processes().size(), 2u);
+  EXPECT_EQ(workers.map(sqr, iota_vector(10)), squares(10));
+}
+
+// test_map_unplicklable: map over arguments that cannot be serialized raises the serializer's
+// RuntimeError instead of hanging (processes only, as in Python), and the pool stays usable.
+TEST_F(CpythonProcessPool, test_map_unplicklable) {
+  pool::ProcessPool workers(2);
+  try {
+    workers.map(payload_size, std::vector<Unpicklable>(10));
+    ADD_FAILURE() << "unserializable arguments were sent";
+  } catch (const pool::TaskError& error) {
+    ADD_FAILURE() << "the parent's serialization failure came back as a task failure: "
+                  << error.what();
+  } catch (const std::runtime_error& error) {
+    EXPECT_STREQ(error.what(), "cannot pickle");
+  }
+  EXPECT_EQ(workers.map(sqr, iota_vector(10)), squares(10));
+}
+
+// ---------------------------------------------------------------------------------------------
+// _TestPoolWorkerLifetime
+
+// test_pool_worker_lifetime: with maxtasksperchild=10, 100 apply_async calls on 3 workers give
+// the right answers and the workers are replaced (ours: no worker runs more than 10 of them, so
+// at least 10 processes ran them, and other pids than the first 3).
+TEST_F(CpythonProcessPool, test_pool_worker_lifetime) {
+  pool::ProcessPool workers(3, pool_options(10));
+  EXPECT_EQ(workers.size(), 3);
+  const std::vector<pid_t> original = pool::testing::child_processes();
+  ASSERT_EQ(original.size(), 3u);
+  std::vector<pool::AsyncResult<PidSquare>> results;
+  for (int i = 0; i < 100; ++i) results.push_back(workers.apply_async(pid_and_sqr, i));
+  std::map<int, int> tasks_per_pid;
+  for (int j = 0; j < 100; ++j) {
+    const PidSquare answer = results[static_cast<std::size_t>(j)].get();
+    EXPECT_EQ(answer.square, j * j);
+    ++tasks_per_pid[answer.pid];
+  }
+  EXPECT_GE(tasks_per_pid.size(), 10u);
+  for (const auto& [pid, tasks] : tasks_per_pid) EXPECT_LE(tasks, 10) << "pid " << pid;
+  const auto replacements =
+      std::count_if(tasks_per_pid.begin(), tasks_per_pid.end(), [&original](const auto& entry) {
+        return std::find(original.begin(), original.end(), entry.first) == original.end();
+      });
+  EXPECT_GE(replacements, 7);
+  workers.close();
+  workers.join();
+}
+
+// test_pool_worker_lifetime_early_close: closing a pool with maxtasksperchild=1 before its 6
+// slow tasks finished does not make join() hang, and every result is right afterwards.
+TEST_F(CpythonProcessPool, test_pool_worker_lifetime_early_close) {
+  pool::ProcessPool workers(3, pool_options(1));
+  std::vector<pool::AsyncResult<PidSquare>> results;
+  for (int i = 0; i < 6; ++i) results.push_back(workers.apply_async(slow_pid_and_sqr, i));
+  workers.close();
+  workers.join();
+  std::set<int> pids;
+  for (int j = 0; j < 6; ++j) {
+    auto& result = results[static_cast<std::size_t>(j)];
+    ASSERT_TRUE(result.ready()) << "result " << j << " not ready after join()";
+    const PidSquare answer = result.get();
+    EXPECT_EQ(answer.square, j * j);
+    pids.insert(answer.pid);
+  }
+  EXPECT_EQ(pids.size(), 6u) << "a worker ran more than one task";
+}
+
+// test_pool_maxtasksperchild_invalid: Python rejects 0, -1, 0.5 and "12" with ValueError; ours is
+// an unsigned count (the others do not compile) in which 0 means "never replace": checked here.
+TEST_F(CpythonProcessPool, test_pool_maxtasksperchild_invalid) {
+  static_assert(
+      std::is_same_v<decltype(pool::ProcessPoolOptions::maxtasksperchild), std::uint64_t>);
+  pool::ProcessPool workers(1, pool_options(0));
+  const std::vector<int> pids = workers.map(worker_pid, iota_vector(50), 1);
+  EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TestInitializers
+
+// test_pool_initializer: Pool(1, initializer, initargs) runs the initializer once, in its worker
+// (Python's TypeError for a non-callable is a compile error here); ours also checks that it runs
+// in every worker, not in the parent, and sets up per-process state the tasks see.
+TEST_F(CpythonProcessPool, test_pool_initializer) {
+  static_assert(!std::is_convertible_v<int, decltype(pool::ProcessPoolOptions::initializer)>);
+  {
+    pool::ProcessPool workers(1, pool_options(0, record_initializer));
+    workers.close();
+    workers.join();
+  }
+  EXPECT_EQ(shared().initializer_runs.load(), 1);
+  EXPECT_NE(shared().initializer_pids[0].load(), static_cast<int>(::getpid()));
+
+  const int setting = 42;
+  pool::ProcessPool workers(3, pool_options(0, [setting] { g_worker_setting = setting; }));
+  EXPECT_EQ(workers.map(read_worker_setting, iota_vector(30), 1), std::vector<int>(30, 42));
+  EXPECT_EQ(g_worker_setting, 0) << "the initializer ran in the parent";
+}
+
+// No Python test (Python runs the initializer in every new worker too): with maxtasksperchild=1
+// each of 6 tasks runs in its own worker, and each of those ran the initializer first.
+TEST_F(CpythonProcessPool, test_pool_initializer_with_maxtasksperchild) {
+  pool::ProcessPool workers(2, pool_options(1, record_initializer));
+  std::vector<int> pids;
+  try {
+    pids = workers.map(worker_pid, iota_vector(6), 1);
+  } catch (const pool::InitializerError& error) {
+    FAIL() << "no initializer failed, yet: " << error.what();
+  }
+  for (int pid : pids) EXPECT_TRUE(initializer_ran_in(pid)) << "pid " << pid;
+  EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 6u);
+  EXPECT_GE(shared().initializer_runs.load(), 6);
+}
+
+// No Python test (there a raising initializer makes the pool start workers forever): ours throws
+// InitializerError from the constructor, or from the call during which a replacement's
+// initializer failed, and the pool then refuses work.
+TEST_F(CpythonProcessPool, test_pool_initializer_raises) {
+  try {
+    pool::ProcessPool workers(2, pool_options(0, [] { throw std::runtime_error("no db"); }));
+    ADD_FAILURE() << "the constructor returned although the initializer threw";
+  } catch (const pool::InitializerError& error) {
+    EXPECT_EQ(error.type_name(), "std::runtime_error");
+    EXPECT_EQ(error.message(), "no db");
+  }
+
+  // The two first workers start; their replacements (maxtasksperchild = 1) cannot.
+  pool::ProcessPool workers(2, pool_options(1, [] {
+                              if (shared().initializer_runs++ >= 2) {
+                                throw std::runtime_error("no db");
+                              }
+                            }));
+  EXPECT_THROW(workers.map(sqr, iota_vector(4), 1), pool::InitializerError);
+  EXPECT_THROW(workers.map(sqr, iota_vector(4), 1), pool::InitializerError);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A killed worker
+
+// concurrent.futures' test_killed_child: a worker killed abruptly breaks the whole pool
+// (BrokenProcessPool; multiprocessing.Pool would hang). Ours: only the call it ran fails, with
+// WorkerDied; other calls complete, the worker is replaced and the pool stays usable.
+TEST_F(CpythonProcessPool, test_killed_child) {
+  pool::ProcessPool workers(2);
+  OpenGateAtExit open_gate;
+  auto other = workers.apply_async(gated_sqr, 7);
+  ASSERT_TRUE(eventually([] { return shared().started.load() == 1; }));
+  auto doomed = workers.apply_async(kill_self, 0);
+  try {
+    doomed.get();
+    ADD_FAILURE() << "the killed task returned";
+  } catch (const pool::WorkerDied& died) {
+    EXPECT_EQ(died.signal(), SIGKILL);
+    EXPECT_EQ(died.task_index(), 0);
+  }
+  shared().gate = 1;
+  EXPECT_EQ(other.get(), 49);
+
+  try {
+    workers.map(kill_self, iota_vector(4), 1);
+    ADD_FAILURE() << "map returned although its tasks kill their workers";
+  } catch (const pool::WorkerDied& died) {
+    EXPECT_EQ(died.signal(), SIGKILL);
+  }
+  EXPECT_EQ(workers.size(), 2);
+  EXPECT_EQ(workers.map(sqr, iota_vector(10)), squares(10));
+  EXPECT_EQ(workers.apply(sqr, 9), 81);
 }
 
 }  // namespace
