@@ -50,8 +50,8 @@ class ResultStream {
     using reference = T&;
 
     iterator() = default;
-    T& operator*() const { return stream_->buffer_[stream_->position_]; }
-    T* operator->() const { return &**this; }
+    T& operator*() const { return stream_->current(); }
+    T* operator->() const { return &stream_->current(); }
     iterator& operator++() {
       stream_->advance();
       return *this;
@@ -71,22 +71,16 @@ class ResultStream {
   ResultStream(ResultStream&&) noexcept = default;
   ResultStream& operator=(ResultStream&&) noexcept = default;
 
-  // Waits for the first result. Single pass: begin() again continues where the stream is.
-  iterator begin() {
-    if (!started_) {
-      started_ = true;
-      fill();
-    }
-    return iterator(this);
-  }
+  // Single pass: begin() again continues where the stream is. Results are waited for lazily, when
+  // the loop looks at the next one, so a failure surfaces after every result before it was used.
+  iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const { return {}; }
 
   // The next result, or nothing at the end of the stream.
   std::optional<T> next() {
-    if (!started_) begin();
     if (at_end()) return std::nullopt;
     std::optional<T> value(std::move(buffer_[position_]));
-    advance();
+    ++position_;
     return value;
   }
 
@@ -98,9 +92,16 @@ class ResultStream {
   }
 
  private:
-  bool at_end() const { return position_ >= buffer_.size(); }
+  bool at_end() {
+    if (position_ >= buffer_.size()) fill();
+    return position_ >= buffer_.size();
+  }
+  T& current() {
+    at_end();
+    return buffer_[position_];
+  }
   void advance() {
-    if (++position_ >= buffer_.size()) fill();
+    if (position_ < buffer_.size()) ++position_;
   }
   void fill() {
     buffer_.clear();
@@ -117,7 +118,6 @@ class ResultStream {
   std::unique_ptr<detail::StreamSource<T>> source_;
   std::vector<T> buffer_;
   std::size_t position_ = 0;
-  bool started_ = false;
 };
 
 }  // namespace pool

@@ -380,7 +380,10 @@ class BatchFeeder {
           ++count;
         }
       } catch (...) {
+        // As Python's imap, the chunk the failing item belongs to yields nothing.
         input_error_ = std::current_exception();
+        count -= count % chunksize_;
+        pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(count), pending_.end());
       }
       if (count == 0) return;
     }
