@@ -19,6 +19,7 @@
 #ifndef POOL_ASYNC_RESULT_H_
 #define POOL_ASYNC_RESULT_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -62,7 +63,7 @@ class AsyncStateBase {
 
   // True when settled by the deadline (none: wait for ever).
   bool wait_until(std::optional<Clock::time_point> deadline) {
-    if (Progress* progress = progress_) {
+    if (Progress* progress = progress_.load(std::memory_order_acquire)) {
       if (settled()) return true;
       return progress->drive_until([this] { return settled(); }, deadline);
     }
@@ -77,7 +78,8 @@ class AsyncStateBase {
   // A non-blocking look: lets a ProcessPool notice finished work first.
   bool poll() {
     if (settled()) return true;
-    if (Progress* progress = progress_) progress->drive_until([this] { return settled(); }, Clock::now());
+    if (Progress* progress = progress_.load(std::memory_order_acquire))
+      progress->drive_until([this] { return settled(); }, Clock::now());
     return settled();
   }
 
@@ -87,7 +89,7 @@ class AsyncStateBase {
   }
 
   // Called by the pool once when it can no longer make progress for this state (it settled it).
-  void forget_progress() { progress_ = nullptr; }
+  void forget_progress() { progress_.store(nullptr, std::memory_order_release); }
 
   // Fails the result unless it is settled already; runs error_callback.
   void fail(std::exception_ptr error) {
@@ -108,7 +110,7 @@ class AsyncStateBase {
       error_ = std::move(error);
       settled_ = true;
     }
-    progress_ = nullptr;
+    progress_.store(nullptr, std::memory_order_release);
     settled_cv_.notify_all();
   }
 
@@ -118,14 +120,25 @@ class AsyncStateBase {
   std::condition_variable settled_cv_;
   bool settled_ = false;
   std::exception_ptr error_;
-  Progress* progress_;
+  // Atomic: a thread pool settles the state in a worker while another thread waits on it.
+  std::atomic<Progress*> progress_;
+};
+
+// AsyncState<R>::Callback. A specialization for void: std::conditional_t would still form
+// `const void&`, which makes AsyncResult<void> ill-formed.
+template <class R>
+struct SuccessCallback {
+  using type = std::function<void(const R&)>;
+};
+template <>
+struct SuccessCallback<void> {
+  using type = std::function<void()>;
 };
 
 template <class R>
 class AsyncState final : public AsyncStateBase {
  public:
-  using Callback = std::conditional_t<std::is_void_v<R>, std::function<void()>,
-                                      std::function<void(const R&)>>;
+  using Callback = typename SuccessCallback<R>::type;
   using ErrorCallback = std::function<void(std::exception_ptr)>;
 
   AsyncState(Progress* progress, Callback callback, ErrorCallback error_callback)
@@ -216,7 +229,8 @@ class AsyncResult {
   bool ready() const { return state_->poll(); }
   // Whether the call succeeded; std::logic_error if it is not ready yet (Python: ValueError).
   bool successful() const {
-    if (!ready()) throw std::logic_error("pool: AsyncResult::successful() before the result is ready");
+    if (!ready())
+      throw std::logic_error("pool: AsyncResult::successful() before the result is ready");
     return state_->error() == nullptr;
   }
 

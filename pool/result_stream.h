@@ -57,13 +57,13 @@ class ResultStream {
       return *this;
     }
     void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) {
-      return it.stream_ == nullptr || it.stream_->at_end();
-    }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
 
    private:
     friend class ResultStream;
     explicit iterator(ResultStream* stream) : stream_(stream) {}
+    // A member, unlike the friend above, may use ResultStream's private members.
+    bool done() const { return stream_ == nullptr || stream_->at_end(); }
     ResultStream* stream_ = nullptr;
   };
 
