@@ -77,10 +77,12 @@ ThreadPoolCore::~ThreadPoolCore() {
 
 void ThreadPoolCore::check_open() const {
   std::lock_guard<std::mutex> guard(mutex_);
-  if (state_ != State::kOpen) {
-    throw PoolNotRunning(terminated_ ? "pool: the pool was terminated"
-                                     : "pool: the pool was closed; it takes no more work");
-  }
+  if (state_ != State::kOpen) throw not_running();
+}
+
+PoolNotRunning ThreadPoolCore::not_running() const {
+  return PoolNotRunning(terminated_ ? "pool: the pool was terminated"
+                                    : "pool: the pool was closed; it takes no more work");
 }
 
 void ThreadPoolCore::submit(std::shared_ptr<ThreadJob> job) {
@@ -95,10 +97,7 @@ void ThreadPoolCore::enqueue(std::shared_ptr<ThreadJob> job, State latest) {
   const bool many = job->chunks() > 1;
   {
     std::lock_guard<std::mutex> guard(mutex_);
-    if (state_ > latest) {
-      throw PoolNotRunning(terminated_ ? "pool: the pool was terminated"
-                                       : "pool: the pool was closed; it takes no more work");
-    }
+    if (state_ > latest) throw not_running();
     queue_.push_back(std::move(job));
   }
   if (many) {

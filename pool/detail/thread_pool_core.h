@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "pool/detail/gil_lock.h"
+#include "pool/errors.h"
 
 namespace pool::detail {
 
@@ -117,6 +118,7 @@ class ThreadPoolCore {
   // (holding_gil) before it waits, as CPython releases the GIL on a blocking queue get.
   std::shared_ptr<ThreadJob> next_job(bool& holding_gil);
   void enqueue(std::shared_ptr<ThreadJob> job, State latest);
+  PoolNotRunning not_running() const;  // under mutex_
   void stop_threads();
   void hold_gil();
   void release_gil();
