@@ -118,10 +118,12 @@ class ThreadPoolBase {
   template <class F, class... A>
   detail::CallResult<F, A...> apply(F&& f, A&&... args);
 
-  // apply that returns at once.
+  // apply that returns at once. (clang-format 14 would run the requires-clause into the line.)
+  // clang-format off
   template <class F, class... A>
-  requires(!detail::FirstIsArgs<A...>::value)
-      AsyncResult<detail::CallResult<F, A...>> apply_async(F&& f, A&&... args);
+    requires detail::NotArgsFirst<A...>
+  AsyncResult<detail::CallResult<F, A...>> apply_async(F&& f, A&&... args);
+  // clang-format on
 
   // apply_async(f, pool::args(a, b), callback[, error_callback]), as Python's
   // apply_async(f, args=(a, b), callback=..., error_callback=...).
@@ -277,9 +279,11 @@ detail::CallResult<F, A...> ThreadPoolBase::apply(F&& f, A&&... args) {
   }
 }
 
+// clang-format off
 template <class F, class... A>
-requires(!detail::FirstIsArgs<A...>::value)
-    AsyncResult<detail::CallResult<F, A...>> ThreadPoolBase::apply_async(F&& f, A&&... args) {
+  requires detail::NotArgsFirst<A...>
+AsyncResult<detail::CallResult<F, A...>> ThreadPoolBase::apply_async(F&& f, A&&... args) {
+  // clang-format on
   using R = detail::CallResult<F, A...>;
   if constexpr (detail::check_apply<F, A...>()) {
     return detail::thread_apply_async<R, std::decay_t<F>>(

@@ -102,10 +102,13 @@ using StarItemResult = typename StarCall<F, Range>::Result;
 template <class F, class... A>
 using CallResult = typename InvokeResult<std::decay_t<F>&, std::decay_t<A>...>::type;
 
+// apply_async's arguments, unless they start with a pool::Args (the overload with callbacks).
 template <class... A>
 struct FirstIsArgs : std::false_type {};
 template <class A0, class... A>
 struct FirstIsArgs<A0, A...> : is_args<std::decay_t<A0>> {};
+template <class... A>
+concept NotArgsFirst = !FirstIsArgs<A...>::value;
 
 // The items of a map, as its chunks reach them. Stored is `const Range&` (a blocking call) or an
 // owned Range (an async call). Random-access ranges are indexed; others are walked from a table

@@ -25,6 +25,7 @@ namespace pool::detail {
 
 class ThreadJob {
  public:
+  // chunks >= 1: a job without chunks would never settle (an empty call is one empty chunk).
   explicit ThreadJob(std::size_t chunks) : chunks_(chunks), outstanding_(chunks) {}
   virtual ~ThreadJob() = default;
   ThreadJob(const ThreadJob&) = delete;
