@@ -19,6 +19,7 @@
 #ifndef POOL_ASYNC_RESULT_H_
 #define POOL_ASYNC_RESULT_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -62,7 +63,7 @@ class AsyncStateBase {
 
   // True when settled by the deadline (none: wait for ever).
   bool wait_until(std::optional<Clock::time_point> deadline) {
-    if (Progress* progress = progress_) {
+    if (Progress* progress = progress_.load(std::memory_order_acquire)) {
       if (settled()) return true;
       return progress->drive_until([this] { return settled(); }, deadline);
     }
@@ -77,7 +78,7 @@ class AsyncStateBase {
   // A non-blocking look: lets a ProcessPool notice finished work first.
   bool poll() {
     if (settled()) return true;
-    if (Progress* progress = progress_)
+    if (Progress* progress = progress_.load(std::memory_order_acquire))
       progress->drive_until([this] { return settled(); }, Clock::now());
     return settled();
   }
@@ -88,7 +89,7 @@ class AsyncStateBase {
   }
 
   // Called by the pool once when it can no longer make progress for this state (it settled it).
-  void forget_progress() { progress_ = nullptr; }
+  void forget_progress() { progress_.store(nullptr, std::memory_order_release); }
 
   // Fails the result unless it is settled already; runs error_callback.
   void fail(std::exception_ptr error) {
@@ -109,7 +110,7 @@ class AsyncStateBase {
       error_ = std::move(error);
       settled_ = true;
     }
-    progress_ = nullptr;
+    progress_.store(nullptr, std::memory_order_release);
     settled_cv_.notify_all();
   }
 
@@ -119,22 +120,25 @@ class AsyncStateBase {
   std::condition_variable settled_cv_;
   bool settled_ = false;
   std::exception_ptr error_;
-  Progress* progress_;
+  // Atomic: a thread pool settles the state in a worker while another thread waits on it.
+  std::atomic<Progress*> progress_;
 };
 
+// AsyncState<R>::Callback. A specialization for void: std::conditional_t would still form
+// `const void&`, which makes AsyncResult<void> ill-formed.
 template <class R>
-struct CallbackFor {
+struct SuccessCallback {
   using type = std::function<void(const R&)>;
 };
 template <>
-struct CallbackFor<void> {
+struct SuccessCallback<void> {
   using type = std::function<void()>;
 };
 
 template <class R>
 class AsyncState final : public AsyncStateBase {
  public:
-  using Callback = typename CallbackFor<R>::type;
+  using Callback = typename SuccessCallback<R>::type;
   using ErrorCallback = std::function<void(std::exception_ptr)>;
 
   AsyncState(Progress* progress, Callback callback, ErrorCallback error_callback)

@@ -6,25 +6,24 @@ namespace pool {
 
 GilThreadPool::GilThreadPool() : GilThreadPool(available_cpus()) {}
 
-GilThreadPool::GilThreadPool(int ncores, std::chrono::nanoseconds switch_interval)
-    : core_(std::make_unique<detail::ThreadPoolCore>(
-          ncores, std::make_unique<detail::GilLock>(switch_interval))) {}
-
-GilThreadPool::~GilThreadPool() = default;
+GilThreadPool::GilThreadPool(int ncores, std::chrono::nanoseconds switch_interval,
+                             ThreadPoolOptions options)
+    : ThreadPoolBase(std::make_unique<detail::ThreadPoolCore>(
+          ncores, std::make_unique<detail::GilLock>(switch_interval),
+          std::move(options.initializer))) {}
 
 void GilThreadPool::set_switch_interval(std::chrono::nanoseconds interval) {
-  core_->gil()->set_switch_interval(interval);
+  core().gil()->set_switch_interval(interval);
 }
 
 std::chrono::nanoseconds GilThreadPool::switch_interval() const {
-  return core_->gil()->switch_interval();
+  return core().gil()->switch_interval();
 }
 
 FreeThreadPool::FreeThreadPool() : FreeThreadPool(available_cpus()) {}
 
-FreeThreadPool::FreeThreadPool(int ncores)
-    : core_(std::make_unique<detail::ThreadPoolCore>(ncores, nullptr)) {}
-
-FreeThreadPool::~FreeThreadPool() = default;
+FreeThreadPool::FreeThreadPool(int ncores, ThreadPoolOptions options)
+    : ThreadPoolBase(std::make_unique<detail::ThreadPoolCore>(ncores, nullptr,
+                                                              std::move(options.initializer))) {}
 
 }  // namespace pool

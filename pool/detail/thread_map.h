@@ -1,5 +1,6 @@
-// map() on a thread pool: threads take chunks from an atomic cursor and write results in place.
-// Nothing is serialized: tasks share the caller's memory.
+// map, starmap and apply on a thread pool, as ThreadPoolCore jobs: threads take chunks from the
+// job's cursor and write results in place; the thread that finishes the last chunk settles the
+// call's AsyncState. Nothing is serialized: tasks share the caller's memory.
 #ifndef POOL_DETAIL_THREAD_MAP_H_
 #define POOL_DETAIL_THREAD_MAP_H_
 
@@ -7,87 +8,357 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <iterator>
+#include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "pool/async_result.h"
+#include "pool/detail/call_adapters.h"
 #include "pool/detail/map_job.h"
 #include "pool/detail/task_failure.h"
 #include "pool/detail/thread_pool_core.h"
 #include "pool/gil.h"
+#include "pool/range.h"
 
 namespace pool::detail {
 
-template <class F, class Inputs>
-auto thread_map(ThreadPoolCore& core, F& function, const Inputs& inputs, std::size_t chunksize) {
-  using Types = MapTypes<F, Inputs>;
-  using Result = typename Types::Result;
-  static_assert(std::ranges::sized_range<const Inputs>, "map: inputs must be a sized range");
-  static_assert(!std::is_void_v<Result>, "map: the task function must return a value");
+// The result type of a call that cannot be made. It keeps the call's declaration valid, so that
+// the call's static_assert, not a substitution failure, tells the user what is wrong.
+struct NotCallable {};
 
-  const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
-  if (n == 0) return std::vector<Result>{};
-  if (chunksize == 0) chunksize = default_chunksize(n, static_cast<std::size_t>(core.size()));
-  const std::size_t n_chunks = (n + chunksize - 1) / chunksize;
+template <class F, class... A>
+struct InvokeResult {
+  using type = NotCallable;
+};
+template <class F, class... A>
+requires std::is_invocable_v<F, A...>
+struct InvokeResult<F, A...> {
+  using type = std::decay_t<std::invoke_result_t<F, A...>>;
+};
 
-  // Where each chunk starts in the input; random-access ranges need no table.
-  using Iterator = std::ranges::iterator_t<const Inputs>;
-  std::vector<Iterator> chunk_starts;
-  if constexpr (!std::ranges::random_access_range<const Inputs>) {
-    chunk_starts.reserve(n_chunks);
-    auto it = std::ranges::begin(inputs);
-    for (std::size_t c = 0; c < n_chunks; ++c) {
-      chunk_starts.push_back(it);
-      std::ranges::advance(it, static_cast<std::ptrdiff_t>(std::min(chunksize, n - c * chunksize)));
+// f(item) as a pool calls it: on its own copy of an item of Range, passed as an lvalue.
+template <class F, class Range>
+struct ItemCall {
+  static constexpr bool kRange = false;
+  static constexpr bool kCallable = false;
+  using Raw = NotCallable;
+};
+template <class F, class Range>
+requires std::ranges::input_range<Range>
+struct ItemCall<F, Range> {
+  static constexpr bool kRange = true;
+  using Item = std::ranges::range_value_t<Range>;
+  static constexpr bool kCallable = std::is_invocable_v<std::decay_t<F>&, Item&>;
+  using Raw = typename InvokeResult<std::decay_t<F>&, Item&>::type;
+};
+// What map and imap yield per item; NotCallable also for a void f, which they reject.
+template <class F, class Range>
+using ItemResult = std::conditional_t<std::is_void_v<typename ItemCall<F, Range>::Raw>, NotCallable,
+                                      typename ItemCall<F, Range>::Raw>;
+
+// starmap's f(std::get<0>(item), std::get<1>(item), ...) on a tuple-like item.
+template <class T>
+concept TupleLike = requires {
+  std::tuple_size<T>::value;
+};
+
+template <class F, class Tuple, class Indices>
+struct StarCallOn;
+template <class F, class Tuple, std::size_t... I>
+struct StarCallOn<F, Tuple, std::index_sequence<I...>> {
+  static constexpr bool kCallable =
+      std::is_invocable_v<std::decay_t<F>&, std::tuple_element_t<I, Tuple>&...>;
+};
+template <class F, class Range>
+struct StarCall {
+  static constexpr bool kTupleItems = false;
+  static constexpr bool kCallable = false;
+  using Result = NotCallable;
+};
+template <class F, class Range>
+requires std::ranges::input_range<Range> && TupleLike<std::ranges::range_value_t<Range>>
+struct StarCall<F, Range> {
+  using Item = std::ranges::range_value_t<Range>;
+  static constexpr bool kTupleItems = true;
+  static constexpr bool kCallable =
+      StarCallOn<F, Item, std::make_index_sequence<std::tuple_size_v<Item>>>::kCallable;
+  // Starred turns a void f into one returning Unit.
+  using Result =
+      std::conditional_t<kCallable, ItemResult<Starred<std::decay_t<F>>, Range>, NotCallable>;
+};
+template <class F, class Range>
+using StarItemResult = typename StarCall<F, Range>::Result;
+
+// apply's f(args...) on the pool's own copies of the arguments, passed as rvalues; may be void.
+template <class F, class... A>
+using CallResult = typename InvokeResult<std::decay_t<F>&, std::decay_t<A>...>::type;
+
+// apply_async's arguments, unless they start with a pool::Args (the overload with callbacks).
+template <class... A>
+struct FirstIsArgs : std::false_type {};
+template <class A0, class... A>
+struct FirstIsArgs<A0, A...> : is_args<std::decay_t<A0>> {};
+template <class... A>
+concept NotArgsFirst = !FirstIsArgs<A...>::value;
+
+// The items of a map, as its chunks reach them. Stored is `const Range&` (a blocking call) or an
+// owned Range (an async call). Random-access ranges are indexed; others are walked from a table
+// of chunk starts that the caller makes once.
+template <class Stored>
+class MapItems {
+  using Range = std::remove_cvref_t<Stored>;
+  using Iterator = std::ranges::iterator_t<const Range>;
+  static constexpr bool kIndexed = std::ranges::random_access_range<const Range>;
+
+ public:
+  MapItems(Stored range, std::size_t n, std::size_t chunksize)
+      : range_(std::forward<Stored>(range)) {
+    if constexpr (!kIndexed) {
+      starts_.reserve((n + chunksize - 1) / chunksize);
+      auto it = std::ranges::begin(range_);
+      for (std::size_t first = 0; first < n; first += chunksize) {
+        starts_.push_back(it);
+        std::ranges::advance(it, static_cast<std::ptrdiff_t>(std::min(chunksize, n - first)));
+      }
     }
   }
 
-  // Separate objects per slot, so threads never write to the same memory (vector<bool> would).
-  std::vector<std::optional<Result>> slots(n);
-  std::atomic<std::size_t> next_chunk{0};
-  std::atomic<bool> cancelled{false};
-  std::mutex failure_mutex;
-  std::optional<TaskFailure> first_failure;
-
-  core.run([&](int) {
-    while (!cancelled.load(std::memory_order_relaxed)) {
-      const std::size_t chunk = next_chunk.fetch_add(1, std::memory_order_relaxed);
-      if (chunk >= n_chunks) return;
-      const std::size_t begin = chunk * chunksize;
-      const std::size_t end = std::min(begin + chunksize, n);
-      auto it = [&] {
-        if constexpr (std::ranges::random_access_range<const Inputs>) {
-          return std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(begin);
-        } else {
-          return chunk_starts[chunk];
-        }
-      }();
-      for (std::size_t i = begin; i < end; ++i, ++it) {
-        try {
-          auto item = *it;
-          slots[i].emplace(std::invoke(function, item));
-        } catch (...) {
-          TaskFailure failure =
-              TaskFailure::capture(static_cast<std::int64_t>(i), std::current_exception());
-          std::lock_guard<std::mutex> guard(failure_mutex);
-          if (!first_failure || failure.index < first_failure->index) first_failure = failure;
-          cancelled.store(true, std::memory_order_relaxed);
-          return;
-        }
-        gil::checkpoint();  // item boundaries are switch points, like bytecode boundaries
-      }
+  Iterator chunk_begin(std::size_t chunk, std::size_t first) const {
+    if constexpr (kIndexed) {
+      return std::ranges::begin(range_) + static_cast<std::ptrdiff_t>(first);
+    } else {
+      return starts_[chunk];
     }
-  });
-  if (first_failure) throw first_failure->to_error();
+  }
 
-  std::vector<Result> results;
-  results.reserve(n);
-  for (auto& slot : slots) results.push_back(std::move(*slot));
-  return results;
+ private:
+  Stored range_;
+  std::vector<Iterator> starts_;
+};
+
+// Fn is `F&` for a blocking call (the caller's function, used in place) or an owned copy; Stored
+// likewise for the inputs.
+template <class Fn, class Stored, class Result>
+class MapJob final : public ThreadJob {
+ public:
+  using State = AsyncState<std::vector<Result>>;
+
+  // An empty map is one empty chunk, so that a thread settles it like any other.
+  MapJob(Fn function, Stored inputs, std::size_t n, std::size_t chunksize,
+         std::shared_ptr<State> state)
+      : ThreadJob(n == 0 ? 1 : (n + chunksize - 1) / chunksize),
+        function_(std::forward<Fn>(function)),
+        items_(std::forward<Stored>(inputs), n, chunksize),
+        n_(n),
+        chunksize_(chunksize),
+        slots_(n),
+        state_(std::move(state)) {}
+
+ private:
+  void run_chunk(std::size_t chunk) override {
+    const std::size_t begin = chunk * chunksize_;
+    const std::size_t end = std::min(begin + chunksize_, n_);
+    if (begin >= end) return;
+    auto it = items_.chunk_begin(chunk, begin);
+    for (std::size_t i = begin; i < end; ++i, ++it) {
+      // Items after a known failure cannot change the outcome.
+      if (i > lowest_failure_.load(std::memory_order_relaxed)) return;
+      try {
+        auto item = *it;
+        slots_[i].emplace(std::invoke(function_, item));
+      } catch (...) {
+        record_failure(
+            TaskFailure::capture(static_cast<std::int64_t>(i), std::current_exception()));
+        return;
+      }
+      gil::checkpoint();  // item boundaries are switch points, like bytecode boundaries
+    }
+  }
+
+  // Chunks are handed out in order, so every item below a failing one was already taken and runs
+  // to its end: the lowest failing index is known once the job settles.
+  void record_failure(TaskFailure failure) {
+    {
+      std::lock_guard<std::mutex> guard(failure_mutex_);
+      if (failure_ && failure_->index < failure.index) return;
+      lowest_failure_.store(static_cast<std::size_t>(failure.index), std::memory_order_relaxed);
+      failure_ = std::move(failure);
+    }
+    cancel(nullptr);
+  }
+
+  void settle() override {
+    try {
+      {
+        std::lock_guard<std::mutex> guard(failure_mutex_);
+        if (failure_) return state_->fail(std::make_exception_ptr(failure_->to_error()));
+      }
+      if (std::exception_ptr reason = cancel_reason()) return state_->fail(reason);
+      std::vector<Result> results;
+      results.reserve(n_);
+      for (auto& slot : slots_) results.push_back(std::move(*slot));
+      slots_ = {};
+      state_->succeed(std::move(results));
+    } catch (...) {
+      state_->fail(std::current_exception());  // out of memory for the results
+    }
+  }
+
+  Fn function_;
+  MapItems<Stored> items_;  // may point into itself: constructed in place, never moved
+  const std::size_t n_;
+  const std::size_t chunksize_;
+  // One object per item, so threads never write to the same memory (vector<bool> would).
+  std::vector<std::optional<Result>> slots_;
+  std::atomic<std::size_t> lowest_failure_{std::numeric_limits<std::size_t>::max()};
+  std::mutex failure_mutex_;
+  std::optional<TaskFailure> failure_;
+  std::shared_ptr<State> state_;
+};
+
+// One call f(args...) as a one-chunk job. A throwing f gives TaskError with task_index 0.
+template <class Fn, class Tuple, class R>
+class ApplyJob final : public ThreadJob {
+ public:
+  ApplyJob(Fn function, Tuple args, std::shared_ptr<AsyncState<R>> state)
+      : ThreadJob(1),
+        function_(std::forward<Fn>(function)),
+        args_(std::move(args)),
+        state_(std::move(state)) {}
+
+ private:
+  void run_chunk(std::size_t) override {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        std::apply(function_, std::move(args_));
+      } else {
+        result_.emplace(std::apply(function_, std::move(args_)));
+      }
+    } catch (...) {
+      failure_ = TaskFailure::capture(0, std::current_exception());
+    }
+    gil::checkpoint();
+  }
+
+  void settle() override {
+    if (failure_) return state_->fail(std::make_exception_ptr(failure_->to_error()));
+    if (std::exception_ptr reason = cancel_reason()) return state_->fail(reason);
+    if constexpr (std::is_void_v<R>) {
+      state_->succeed();
+    } else {
+      state_->succeed(std::move(*result_));
+    }
+  }
+
+  struct Empty {};
+  Fn function_;
+  Tuple args_;
+  std::conditional_t<std::is_void_v<R>, Empty, std::optional<R>> result_;
+  std::optional<TaskFailure> failure_;
+  std::shared_ptr<AsyncState<R>> state_;
+};
+
+// The static_asserts of each call, each with the user's mistake in words. True when the call can
+// be made, so that a failed check is the only error the user sees.
+template <class F, class Inputs>
+constexpr bool check_map() {
+  using Call = ItemCall<F, const Inputs>;
+  static_assert(Call::kRange,
+                "map: inputs must be a range (vector, array, list, pool::range, a view)");
+  static_assert(!Call::kRange || std::ranges::sized_range<const Inputs>,
+                "map: inputs must be a sized range; imap takes ranges of unknown length");
+  static_assert(!Call::kRange || Call::kCallable,
+                "map: f cannot be called with an item of inputs (an lvalue of its value type)");
+  static_assert(!Call::kCallable || !std::is_void_v<typename Call::Raw>,
+                "map: f must return a value (starmap and apply accept void functions)");
+  return Call::kCallable && std::ranges::sized_range<const Inputs> &&
+         !std::is_void_v<typename Call::Raw>;
+}
+
+template <class F, class Inputs>
+constexpr bool check_starmap() {
+  using Call = StarCall<F, const Inputs>;
+  static_assert(Call::kTupleItems,
+                "starmap: inputs must be a range of tuple-like items (std::tuple, std::pair, "
+                "std::array)");
+  static_assert(!Call::kTupleItems || std::ranges::sized_range<const Inputs>,
+                "starmap: inputs must be a sized range");
+  static_assert(!Call::kTupleItems || Call::kCallable,
+                "starmap: f cannot be called with the elements of an item as its arguments");
+  return Call::kCallable && std::ranges::sized_range<const Inputs>;
+}
+
+template <class F, class... A>
+constexpr bool check_apply() {
+  constexpr bool kCallable = std::is_invocable_v<std::decay_t<F>&, std::decay_t<A>...>;
+  static_assert(kCallable,
+                "apply: f cannot be called with these arguments (it gets the pool's own copies, "
+                "as rvalues)");
+  return kCallable;
+}
+
+// Blocks until every item is done; f and inputs are used in place.
+template <class Result, class F, class Inputs>
+std::vector<Result> thread_map(ThreadPoolCore& core, F& function, const Inputs& inputs,
+                               std::size_t chunksize) {
+  core.check_open();
+  const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
+  if (n == 0) return {};
+  if (chunksize == 0) chunksize = default_chunksize(n, static_cast<std::size_t>(core.size()));
+  auto state = std::make_shared<AsyncState<std::vector<Result>>>(nullptr, nullptr, nullptr);
+  core.submit(
+      std::make_shared<MapJob<F&, const Inputs&, Result>>(function, inputs, n, chunksize, state));
+  return AsyncResult<std::vector<Result>>(std::move(state)).get();
+}
+
+// Returns at once; f and the items are copied (a pool::range as its bounds), as Python's
+// map_async copies its iterable into a list.
+template <class Result, class F, class Inputs>
+AsyncResult<std::vector<Result>> thread_map_async(
+    ThreadPoolCore& core, F&& function, const Inputs& inputs, std::size_t chunksize,
+    typename AsyncResult<std::vector<Result>>::Callback callback,
+    typename AsyncResult<std::vector<Result>>::ErrorCallback error_callback) {
+  core.check_open();
+  using Owned = std::conditional_t<is_range<Inputs>::value, Inputs,
+                                   std::vector<std::ranges::range_value_t<const Inputs>>>;
+  const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
+  if (chunksize == 0) chunksize = default_chunksize(n, static_cast<std::size_t>(core.size()));
+  Owned owned = [&] {
+    if constexpr (is_range<Inputs>::value) {
+      return inputs;
+    } else {
+      Owned items;
+      items.reserve(n);
+      for (const auto& item : inputs) items.push_back(item);
+      return items;
+    }
+  }();
+  auto state = std::make_shared<AsyncState<std::vector<Result>>>(nullptr, std::move(callback),
+                                                                 std::move(error_callback));
+  core.submit(std::make_shared<MapJob<std::decay_t<F>, Owned, Result>>(
+      std::forward<F>(function), std::move(owned), n, chunksize, state));
+  return AsyncResult<std::vector<Result>>(std::move(state));
+}
+
+// f(args...) on the pool's copies of args. Fn is `F&` when the caller blocks until it is done.
+template <class R, class Fn, class F, class... A>
+AsyncResult<R> thread_apply_async(ThreadPoolCore& core, F&& function, std::tuple<A...> args,
+                                  typename AsyncResult<R>::Callback callback,
+                                  typename AsyncResult<R>::ErrorCallback error_callback) {
+  auto state =
+      std::make_shared<AsyncState<R>>(nullptr, std::move(callback), std::move(error_callback));
+  core.submit(std::make_shared<ApplyJob<Fn, std::tuple<A...>, R>>(std::forward<F>(function),
+                                                                  std::move(args), state));
+  return AsyncResult<R>(std::move(state));
 }
 
 }  // namespace pool::detail

@@ -1,62 +1,236 @@
 #include "pool/detail/thread_pool_core.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
+#include "pool/detail/task_failure.h"
+#include "pool/errors.h"
+
 namespace pool::detail {
 
-ThreadPoolCore::ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil) : gil_(std::move(gil)) {
+void ThreadJob::work() {
+  for (;;) {
+    const std::size_t chunk = next_.fetch_add(1, std::memory_order_relaxed);
+    if (chunk >= chunks_) return;
+    run_chunk(chunk);
+    finish(1);
+  }
+}
+
+void ThreadJob::cancel(std::exception_ptr reason) {
+  std::size_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> guard(reason_mutex_);
+    // The cursor counts the chunks handed out so far; every later claim fails.
+    const std::size_t handed_out = next_.exchange(kCancelled, std::memory_order_relaxed);
+    if (handed_out < chunks_) {
+      dropped = chunks_ - handed_out;
+      if (!cancel_reason_) cancel_reason_ = std::move(reason);
+    }
+  }
+  if (dropped > 0) finish(dropped);
+}
+
+std::exception_ptr ThreadJob::cancel_reason() const {
+  std::lock_guard<std::mutex> guard(reason_mutex_);
+  return cancel_reason_;
+}
+
+void ThreadJob::finish(std::size_t chunks) {
+  // acq_rel: the settling thread sees every result the other chunks wrote.
+  if (outstanding_.fetch_sub(chunks, std::memory_order_acq_rel) == chunks) settle();
+}
+
+ThreadPoolCore::ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil,
+                               std::function<void()> initializer)
+    : size_(threads), gil_(std::move(gil)), initializer_(std::move(initializer)) {
   if (threads < 1) {
     throw std::invalid_argument("pool: a pool needs at least 1 worker, got " +
                                 std::to_string(threads));
   }
   threads_.reserve(static_cast<std::size_t>(threads));
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { serve(i); });
+  try {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { serve(); });
+  } catch (...) {
+    stop_threads();
+    throw;
+  }
+  if (!initializer_) return;
+  std::exception_ptr error;
+  {
+    std::unique_lock<std::mutex> guard(mutex_);
+    started_cv_.wait(guard, [&] { return started_ == threads; });
+    error = initializer_error_;
+  }
+  if (error) {
+    stop_threads();
+    const TaskFailure failure = TaskFailure::capture(0, error);
+    throw InitializerError(failure.type, failure.message);
+  }
 }
 
 ThreadPoolCore::~ThreadPoolCore() {
+  close();
+  join();
+}
+
+void ThreadPoolCore::check_open() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (state_ != State::kOpen) throw not_running();
+}
+
+PoolNotRunning ThreadPoolCore::not_running() const {
+  return PoolNotRunning(terminated_ ? "pool: the pool was terminated"
+                                    : "pool: the pool was closed; it takes no more work");
+}
+
+void ThreadPoolCore::submit(std::shared_ptr<ThreadJob> job) {
+  enqueue(std::move(job), State::kOpen);
+}
+
+void ThreadPoolCore::submit_batch(std::shared_ptr<ThreadJob> job) {
+  enqueue(std::move(job), State::kClosed);
+}
+
+void ThreadPoolCore::enqueue(std::shared_ptr<ThreadJob> job, State latest) {
+  const bool many = job->chunks() > 1;
   {
     std::lock_guard<std::mutex> guard(mutex_);
-    stopping_ = true;
+    if (state_ > latest) throw not_running();
+    queue_.push_back(std::move(job));
   }
-  job_ready_.notify_all();
-  for (auto& thread : threads_) thread.join();
+  if (many) {
+    work_ready_.notify_all();
+  } else {
+    work_ready_.notify_one();
+  }
 }
 
-void ThreadPoolCore::run(const std::function<void(int)>& body) {
-  std::unique_lock<std::mutex> guard(mutex_);
-  body_ = &body;
-  running_ = size();
-  ++job_seq_;
-  job_ready_.notify_all();
-  job_done_.wait(guard, [this] { return running_ == 0; });
-  body_ = nullptr;
+void ThreadPoolCore::close() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (state_ == State::kOpen) state_ = State::kClosed;
 }
 
-void ThreadPoolCore::serve(int index) {
-  std::uint64_t seen = 0;
-  for (;;) {
-    const std::function<void(int)>* body = nullptr;
-    {
-      std::unique_lock<std::mutex> guard(mutex_);
-      job_ready_.wait(guard, [&] { return stopping_ || job_seq_ != seen; });
-      if (stopping_) return;
-      seen = job_seq_;
-      body = body_;
+void ThreadPoolCore::join() {
+  std::vector<LiveStream*> streams;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (state_ == State::kOpen) {
+      throw std::logic_error("pool: join() before close() or terminate() (Python: ValueError)");
     }
+    if (state_ == State::kClosed) streams = streams_;
+  }
+  for (LiveStream* stream : streams) stream->submit_all();
+  stop_threads();
+}
+
+void ThreadPoolCore::terminate() {
+  std::deque<std::shared_ptr<ThreadJob>> dropped;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (state_ != State::kStopping) terminated_ = true;
+    state_ = State::kStopping;
+    dropped.swap(queue_);
+  }
+  work_ready_.notify_all();
+  if (!dropped.empty()) {
+    const auto reason =
+        std::make_exception_ptr(PoolNotRunning("pool: terminated before this work started"));
+    // Error callbacks run here; on a GIL pool they hold the lock like every other callback.
+    const bool take_gil = gil_ != nullptr && GilLock::current() != gil_.get();
+    if (take_gil) hold_gil();
+    for (const auto& job : dropped) job->cancel(reason);
+    if (take_gil) release_gil();
+  }
+  stop_threads();
+}
+
+void ThreadPoolCore::add_stream(LiveStream* stream) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  streams_.push_back(stream);
+}
+
+void ThreadPoolCore::remove_stream(LiveStream* stream) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  streams_.erase(std::remove(streams_.begin(), streams_.end(), stream), streams_.end());
+}
+
+void ThreadPoolCore::stop_threads() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    state_ = State::kStopping;
+  }
+  work_ready_.notify_all();
+  for (auto& thread : threads_) {
+    if (thread.joinable()) thread.join();
+  }
+}
+
+void ThreadPoolCore::hold_gil() {
+  gil_->acquire();
+  GilLock::current() = gil_.get();
+}
+
+void ThreadPoolCore::release_gil() {
+  GilLock::current() = nullptr;
+  gil_->release();
+}
+
+void ThreadPoolCore::serve() {
+  bool holding_gil = false;
+  if (initializer_) {
     if (gil_) {
-      gil_->acquire();
-      GilLock::current() = gil_.get();
+      hold_gil();
+      holding_gil = true;
     }
-    (*body)(index);
-    if (gil_) {
-      GilLock::current() = nullptr;
-      gil_->release();
+    std::exception_ptr error;
+    try {
+      initializer_();
+    } catch (...) {
+      error = std::current_exception();
     }
     {
       std::lock_guard<std::mutex> guard(mutex_);
-      if (--running_ == 0) job_done_.notify_all();
+      ++started_;
+      if (error && !initializer_error_) initializer_error_ = error;
     }
+    started_cv_.notify_all();
+    if (error) {
+      if (holding_gil) release_gil();
+      return;
+    }
+  }
+  while (std::shared_ptr<ThreadJob> job = next_job(holding_gil)) {
+    if (gil_ && !holding_gil) {
+      hold_gil();
+      holding_gil = true;
+    }
+    job->work();
+  }
+  if (holding_gil) release_gil();
+}
+
+std::shared_ptr<ThreadJob> ThreadPoolCore::next_job(bool& holding_gil) {
+  // Jobs leaving the queue may hold the last reference to the call's copies and callbacks: they
+  // are destroyed after the mutex is released, not under it.
+  std::vector<std::shared_ptr<ThreadJob>> finished;
+  std::unique_lock<std::mutex> guard(mutex_);
+  for (;;) {
+    while (!queue_.empty() && queue_.front()->exhausted()) {
+      finished.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    if (!queue_.empty()) return queue_.front();
+    if (state_ == State::kStopping) return nullptr;
+    if (holding_gil) {
+      guard.unlock();
+      release_gil();
+      holding_gil = false;
+      guard.lock();
+      continue;
+    }
+    work_ready_.wait(guard);
   }
 }
 
