@@ -8,9 +8,13 @@
 
 #include <concepts>
 #include <cstddef>
+#include <functional>
+#include <utility>
 #include <vector>
 
+#include "pool/async_result.h"
 #include "pool/range.h"
+#include "pool/result_stream.h"
 
 namespace pool {
 
@@ -24,6 +28,17 @@ concept Pool = requires(P& pool, const std::vector<long>& items, std::size_t chu
   { pool.map(&detail::identity_task, items) } -> std::same_as<std::vector<long>>;
   { pool.map(&detail::identity_task, items, chunksize) } -> std::same_as<std::vector<long>>;
   { pool.map(&detail::identity_task, pool::range(0L, 1L)) } -> std::same_as<std::vector<long>>;
+  { pool.map_async(&detail::identity_task, items) } -> std::same_as<AsyncResult<std::vector<long>>>;
+  { pool.apply_async(&detail::identity_task, 1L) } -> std::same_as<AsyncResult<long>>;
+  { pool.apply(&detail::identity_task, 1L) } -> std::same_as<long>;
+  { pool.imap(&detail::identity_task, items) } -> std::same_as<ResultStream<long>>;
+  {
+    pool.imap_unordered(&detail::identity_task, items)
+    } -> std::same_as<ResultStream<std::pair<std::size_t, long>>>;
+  { pool.map_reduce(&detail::identity_task, items, std::plus<>(), 0L) } -> std::same_as<long>;
+  pool.close();
+  pool.join();
+  pool.terminate();
 };
 
 }  // namespace pool

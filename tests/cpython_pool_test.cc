@@ -318,9 +318,16 @@ class CpythonTest : public pool::testing::NoLeftoversTest {
 template <class P>
 class CpythonPool : public CpythonTest {};
 
-// Thread pools join this list once they have the whole API.
-using Pools = ::testing::Types<pool::ProcessPool>;
-TYPED_TEST_SUITE(CpythonPool, Pools);
+using Pools = ::testing::Types<pool::ProcessPool, pool::GilThreadPool, pool::FreeThreadPool>;
+struct PoolName {
+  template <class P>
+  static std::string GetName(int) {
+    if constexpr (std::is_same_v<P, pool::ProcessPool>) return "ProcessPool";
+    if constexpr (std::is_same_v<P, pool::GilThreadPool>) return "GilThreadPool";
+    return "FreeThreadPool";
+  }
+};
+TYPED_TEST_SUITE(CpythonPool, Pools, PoolName);
 
 // Process pools can kill a running task (terminate); thread pools must let it end.
 template <class P>

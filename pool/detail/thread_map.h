@@ -172,12 +172,20 @@ class MapJob final : public ThreadJob {
     for (std::size_t i = begin; i < end; ++i, ++it) {
       // Items after a known failure cannot change the outcome.
       if (i > lowest_failure_.load(std::memory_order_relaxed)) return;
+      std::exception_ptr input_error;
       try {
-        auto item = *it;
+        auto item = [&] {
+          try {
+            return *it;
+          } catch (...) {
+            input_error = std::current_exception();
+            throw;
+          }
+        }();
         slots_[i].emplace(std::invoke(function_, item));
       } catch (...) {
-        record_failure(
-            TaskFailure::capture(static_cast<std::int64_t>(i), std::current_exception()));
+        record_failure(TaskFailure::capture(static_cast<std::int64_t>(i), std::current_exception()),
+                       input_error);
         return;
       }
       gil::checkpoint();  // item boundaries are switch points, like bytecode boundaries
@@ -186,12 +194,14 @@ class MapJob final : public ThreadJob {
 
   // Chunks are handed out in order, so every item below a failing one was already taken and runs
   // to its end: the lowest failing index is known once the job settles.
-  void record_failure(TaskFailure failure) {
+  // `input_error`: the input itself threw; the caller gets that exception as it was thrown.
+  void record_failure(TaskFailure failure, std::exception_ptr input_error) {
     {
       std::lock_guard<std::mutex> guard(failure_mutex_);
       if (failure_ && failure_->index < failure.index) return;
       lowest_failure_.store(static_cast<std::size_t>(failure.index), std::memory_order_relaxed);
       failure_ = std::move(failure);
+      input_error_ = std::move(input_error);
     }
     cancel(nullptr);
   }
@@ -200,6 +210,7 @@ class MapJob final : public ThreadJob {
     try {
       {
         std::lock_guard<std::mutex> guard(failure_mutex_);
+        if (input_error_) return state_->fail(input_error_);
         if (failure_) return state_->fail(std::make_exception_ptr(failure_->to_error()));
       }
       if (std::exception_ptr reason = cancel_reason()) return state_->fail(reason);
@@ -222,6 +233,7 @@ class MapJob final : public ThreadJob {
   std::atomic<std::size_t> lowest_failure_{std::numeric_limits<std::size_t>::max()};
   std::mutex failure_mutex_;
   std::optional<TaskFailure> failure_;
+  std::exception_ptr input_error_;
   std::shared_ptr<State> state_;
 };
 

@@ -47,12 +47,29 @@ Result call_on_item(F& function, Ref&& ref) {
   }
 }
 
+// An exception thrown by reading the input itself (not by the task): it reaches the caller as it
+// was thrown, as Python's imap raises the iterable's own exception.
+struct InputFailure {
+  std::exception_ptr error;
+};
+
+// item(k), with an exception from the input wrapped in InputFailure.
+template <class GetItem>
+decltype(auto) read_input(GetItem& get, std::size_t k) {
+  try {
+    return get(k);
+  } catch (...) {
+    throw InputFailure{std::current_exception()};
+  }
+}
+
 // What one chunk produced: imap's results before its failure, if any, or map_reduce's partial.
 template <class Piece>
 struct ChunkOutput {
   std::size_t first_index = 0;  // input index of the chunk's first item
   std::vector<Piece> pieces;
   std::optional<TaskFailure> failure;
+  std::exception_ptr input_error;  // the chunk yields nothing then, as in Python
 };
 
 // imap's chunk: f on every item.
@@ -67,9 +84,12 @@ struct MapKernel {
     try {
       out.pieces.reserve(count);
       for (; k < count; ++k) {
-        out.pieces.push_back(call_on_item<Item, Result>(function, get(k)));
+        out.pieces.push_back(call_on_item<Item, Result>(function, read_input(get, k)));
         gil::checkpoint();  // item boundaries are switch points, like bytecode boundaries
       }
+    } catch (const InputFailure& input) {
+      out.input_error = input.error;
+      out.pieces.clear();
     } catch (...) {
       out.failure = TaskFailure::capture(static_cast<std::int64_t>(first_index + k),
                                          std::current_exception());
@@ -91,10 +111,14 @@ struct ReduceKernel {
     try {
       T partial = init;
       for (; k < count; ++k) {
-        partial = std::invoke(op, std::move(partial), call_on_item<Item, Result>(function, get(k)));
+        partial = std::invoke(op, std::move(partial),
+                              call_on_item<Item, Result>(function, read_input(get, k)));
         gil::checkpoint();
       }
       out.pieces.push_back(std::move(partial));
+    } catch (const InputFailure& input) {
+      out.input_error = input.error;
+      out.pieces.clear();
     } catch (...) {
       out.failure =
           TaskFailure::capture(static_cast<std::int64_t>(first_index + std::min(k, count - 1)),
@@ -287,6 +311,12 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
       }
       std::exception_ptr error;
       Batch batch = input_.next_batch(batch_items, error);
+      if (error && !batch.copies.empty()) {
+        // As Python's imap, the chunk the failing item belongs to yields nothing.
+        batch.count -= batch.count % chunksize_;
+        batch.copies.erase(batch.copies.begin() + static_cast<std::ptrdiff_t>(batch.count),
+                           batch.copies.end());
+      }
       if (batch.count < batch_items) input_done_ = true;
       if (batch.count > 0) submit(std::move(batch));
       if (error) {
@@ -401,6 +431,7 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
           out.emplace_back(output.first_index + k, std::move(output.pieces[k]));
         }
       }
+      if (output.input_error) return output.input_error;
       if (output.failure) return std::make_exception_ptr(output.failure->to_error());
     }
   }
