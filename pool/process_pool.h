@@ -178,28 +178,18 @@ class ProcessPool {
   // read in batches (an rvalue is kept by the stream). Python's default chunksize for imap is 1.
   template <class F, class Inputs>
   ResultStream<StreamResult<F, Inputs>> imap(F&& f, Inputs&& inputs, std::size_t chunksize = 1) {
-    using Function = std::decay_t<F>;
     using R = StreamResult<F, Inputs>;
-    using Feeder = detail::BatchFeeder<Function, Inputs, R>;
-    check_stream<F, Inputs>();
-    core().check_can_submit();
-    auto feeder = std::make_unique<Feeder>(
-        core(), Function(std::forward<F>(f)), std::forward<Inputs>(inputs), chunksize, false,
-        nullptr, &detail::run_map_job<Function, typename Feeder::Item, Feeder::kLazyRange>);
+    auto feeder = map_feeder(std::forward<F>(f), std::forward<Inputs>(inputs), chunksize);
+    using Feeder = typename decltype(feeder)::element_type;
     return ResultStream<R>(std::make_unique<detail::OrderedSource<Feeder, R>>(std::move(feeder)));
   }
   // (input index, result) pairs in the order they finish.
   template <class F, class Inputs>
   ResultStream<std::pair<std::size_t, StreamResult<F, Inputs>>> imap_unordered(
       F&& f, Inputs&& inputs, std::size_t chunksize = 1) {
-    using Function = std::decay_t<F>;
     using R = StreamResult<F, Inputs>;
-    using Feeder = detail::BatchFeeder<Function, Inputs, R>;
-    check_stream<F, Inputs>();
-    core().check_can_submit();
-    auto feeder = std::make_unique<Feeder>(
-        core(), Function(std::forward<F>(f)), std::forward<Inputs>(inputs), chunksize, false,
-        nullptr, &detail::run_map_job<Function, typename Feeder::Item, Feeder::kLazyRange>);
+    auto feeder = map_feeder(std::forward<F>(f), std::forward<Inputs>(inputs), chunksize);
+    using Feeder = typename decltype(feeder)::element_type;
     return ResultStream<std::pair<std::size_t, R>>(
         std::make_unique<detail::UnorderedSource<Feeder, R>>(std::move(feeder)));
   }
@@ -253,6 +243,18 @@ class ProcessPool {
 
  private:
   detail::ProcessPoolCore& core() const;
+
+  // The batches of an imap or imap_unordered call.
+  template <class F, class Inputs>
+  auto map_feeder(F&& f, Inputs&& inputs, std::size_t chunksize) {
+    using Function = std::decay_t<F>;
+    using Feeder = detail::BatchFeeder<Function, Inputs, StreamResult<F, Inputs>>;
+    check_stream<F, Inputs>();
+    core().check_can_submit();
+    return std::make_unique<Feeder>(
+        core(), Function(std::forward<F>(f)), std::forward<Inputs>(inputs), chunksize, false,
+        nullptr, &detail::run_map_job<Function, typename Feeder::Item, Feeder::kLazyRange>);
+  }
 
   template <class Function>
   static void check_function() {

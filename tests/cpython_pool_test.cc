@@ -6,7 +6,6 @@
 // at a gate in shared memory, and what ran is counted there (a MAP_SHARED page mapped before any
 // pool forks, so workers and threads alike see it).
 #include <signal.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +32,8 @@
 
 #include "pool/pool.h"
 #include "tests/leak_check.h"
+#include "tests/pool_types.h"
+#include "tests/shared_object.h"
 
 namespace {
 
@@ -52,14 +53,11 @@ struct SharedState {
 };
 static_assert(std::atomic<int>::is_always_lock_free, "atomics in shared memory need no lock");
 
+// Mapped on first use, before any pool forks, and kept for the whole test binary.
 SharedState& shared() {
-  static SharedState* const state = [] {
-    void* memory = ::mmap(nullptr, sizeof(SharedState), PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) std::abort();
-    return new (memory) SharedState{};
-  }();
-  return *state;
+  static pool::testing::SharedObject<SharedState>* const state =
+      new pool::testing::SharedObject<SharedState>();
+  return *state->get();
 }
 
 void reset_shared() {
@@ -318,16 +316,7 @@ class CpythonTest : public pool::testing::NoLeftoversTest {
 template <class P>
 class CpythonPool : public CpythonTest {};
 
-using Pools = ::testing::Types<pool::ProcessPool, pool::GilThreadPool, pool::FreeThreadPool>;
-struct PoolName {
-  template <class P>
-  static std::string GetName(int) {
-    if constexpr (std::is_same_v<P, pool::ProcessPool>) return "ProcessPool";
-    if constexpr (std::is_same_v<P, pool::GilThreadPool>) return "GilThreadPool";
-    return "FreeThreadPool";
-  }
-};
-TYPED_TEST_SUITE(CpythonPool, Pools, PoolName);
+TYPED_TEST_SUITE(CpythonPool, pool::testing::AllPools, pool::testing::PoolName);
 
 // Process pools can kill a running task (terminate); thread pools must let it end.
 template <class P>

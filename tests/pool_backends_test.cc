@@ -12,6 +12,7 @@
 #include "examples/slow_series.h"
 #include "pool/pool.h"
 #include "tests/leak_check.h"
+#include "tests/pool_types.h"
 #include "tests/shared_object.h"
 
 namespace {
@@ -75,16 +76,7 @@ struct SleepingTask {
 template <class P>
 class EveryPool : public pool::testing::NoLeftoversTest {};
 
-using Pools = ::testing::Types<pool::ProcessPool, pool::GilThreadPool, pool::FreeThreadPool>;
-struct PoolName {
-  template <class P>
-  static std::string GetName(int) {
-    if constexpr (std::is_same_v<P, pool::ProcessPool>) return "ProcessPool";
-    if constexpr (std::is_same_v<P, pool::GilThreadPool>) return "GilThreadPool";
-    return "FreeThreadPool";
-  }
-};
-TYPED_TEST_SUITE(EveryPool, Pools, PoolName);
+TYPED_TEST_SUITE(EveryPool, pool::testing::AllPools, pool::testing::PoolName);
 
 TYPED_TEST(EveryPool, SlowSeriesSumEqualsTheSerialSumOnOneToFourWorkers) {
   constexpr std::int64_t kN = 1'000'000;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "pool/pool.h"
+#include "tests/pool_types.h"
 
 namespace {
 
@@ -113,14 +114,7 @@ Matrix matrix_of(long x) {
 template <class P>
 class ThreadPoolApi : public ::testing::Test {};
 
-using ThreadPools = ::testing::Types<pool::GilThreadPool, pool::FreeThreadPool>;
-struct PoolName {
-  template <class P>
-  static std::string GetName(int) {
-    return std::is_same_v<P, pool::GilThreadPool> ? "GilThreadPool" : "FreeThreadPool";
-  }
-};
-TYPED_TEST_SUITE(ThreadPoolApi, ThreadPools, PoolName);
+TYPED_TEST_SUITE(ThreadPoolApi, pool::testing::ThreadPools, pool::testing::PoolName);
 
 TYPED_TEST(ThreadPoolApi, MapAsyncResultIsNotReadyUntilItsTasksFinish) {
   TypeParam workers(2);

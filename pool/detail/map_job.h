@@ -102,21 +102,17 @@ void store_chunk_results(WorkerContext& context, std::uint64_t chunk, std::uint6
   }
 }
 
-template <class F, class Item, bool kLazyRange>
-void run_map_job(WorkerContext& context, std::uint64_t chunk) {
-  using Result = std::decay_t<std::invoke_result_t<F&, Item&>>;
+// Runs body(chunk, begin, end, i) on `chunk` and every further chunk the worker takes; `i` follows
+// the item being run. A throw fails that item's task and ends the worker's part of the job.
+template <class Body>
+void run_chunks(WorkerContext& context, std::uint64_t chunk, Body&& body) {
   const JobDescriptor& job = context.job();
-  DecodedFunction<F> decoded(context.arena() + job.function_offset, job.function_size);
-  F& function = decoded.get();
   do {
     const std::uint64_t begin = chunk * job.chunksize;
     const std::uint64_t end = std::min<std::uint64_t>(begin + job.chunksize, job.n_items);
     std::uint64_t i = begin;
     try {
-      store_chunk_results<Result>(context, chunk, begin, [&](auto&& store) {
-        for_each_item<Item, kLazyRange>(context, chunk, i, end,
-                                        [&](Item& item) { store(std::invoke(function, item)); });
-      });
+      body(chunk, begin, end, i);
     } catch (...) {
       context.fail_task(chunk, job.index_base + static_cast<std::int64_t>(i),
                         std::current_exception());
@@ -126,33 +122,39 @@ void run_map_job(WorkerContext& context, std::uint64_t chunk) {
   } while (context.next_chunk(chunk));
 }
 
+template <class F, class Item, bool kLazyRange>
+void run_map_job(WorkerContext& context, std::uint64_t chunk) {
+  using Result = std::decay_t<std::invoke_result_t<F&, Item&>>;
+  const JobDescriptor& job = context.job();
+  DecodedFunction<F> decoded(context.arena() + job.function_offset, job.function_size);
+  F& function = decoded.get();
+  run_chunks(context, chunk,
+             [&](std::uint64_t chunk, std::uint64_t begin, std::uint64_t end, std::uint64_t& i) {
+               store_chunk_results<Result>(context, chunk, begin, [&](auto&& store) {
+                 for_each_item<Item, kLazyRange>(context, chunk, i, end, [&](Item& item) {
+                   store(std::invoke(function, item));
+                 });
+               });
+             });
+}
+
 // acc = op(acc, f(item)) over a chunk, from init; one T per chunk.
 template <class F, class Item, bool kLazyRange, class Op, class T>
 void run_reduce_job(WorkerContext& context, std::uint64_t chunk) {
   const JobDescriptor& job = context.job();
   DecodedFunction<F> decoded(context.arena() + job.function_offset, job.function_size);
   DecodedFunction<Op> decoded_op(context.arena() + job.op_offset, job.op_size);
-  Decoder<T> init_decoder(context.arena() + job.init_offset, job.init_size);
-  const T init = init_decoder.next();
+  const T init = Decoder<T>(context.arena() + job.init_offset, job.init_size).next();
   F& function = decoded.get();
   Op& op = decoded_op.get();
-  do {
-    const std::uint64_t begin = chunk * job.chunksize;
-    const std::uint64_t end = std::min<std::uint64_t>(begin + job.chunksize, job.n_items);
-    std::uint64_t i = begin;
-    try {
-      T acc = init;
-      for_each_item<Item, kLazyRange>(context, chunk, i, end, [&](Item& item) {
-        acc = std::invoke(op, std::move(acc), std::invoke(function, item));
+  run_chunks(
+      context, chunk, [&](std::uint64_t chunk, std::uint64_t, std::uint64_t end, std::uint64_t& i) {
+        T acc = init;
+        for_each_item<Item, kLazyRange>(context, chunk, i, end, [&](Item& item) {
+          acc = std::invoke(op, std::move(acc), std::invoke(function, item));
+        });
+        store_chunk_results<T>(context, chunk, chunk, [&](auto&& store) { store(std::move(acc)); });
       });
-      store_chunk_results<T>(context, chunk, chunk, [&](auto&& store) { store(std::move(acc)); });
-    } catch (...) {
-      context.fail_task(chunk, job.index_base + static_cast<std::int64_t>(i),
-                        std::current_exception());
-      return;
-    }
-    context.chunk_done(chunk);
-  } while (context.next_chunk(chunk));
 }
 
 }  // namespace pool::detail

@@ -182,8 +182,13 @@ ProcessPoolCore::~ProcessPoolCore() {
 void ProcessPoolCore::wait_for_startup() {
   drive_until(
       [this] {
-        return broken_ || std::all_of(workers_.begin(), workers_.end(),
-                                      [](const Worker& w) { return w.ready || !w.alive; });
+        if (broken_) return true;
+        for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+          const std::uint32_t started =
+              control_->slots()[i].started.load(std::memory_order_acquire);
+          if (workers_[i].alive && started != kStarted) return false;
+        }
+        return true;
       },
       std::nullopt);
   if (broken_) std::rethrow_exception(broken_);
@@ -254,7 +259,6 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   Worker& worker = workers_[index];
   worker.pid = pid;
   worker.alive = true;
-  worker.ready = !options_.initializer;
   worker.timed_out = false;
   worker.awaiting_arena_ack = false;
   worker.protocol_error.clear();
@@ -432,23 +436,13 @@ void ProcessPoolCore::handle_message(std::uint32_t index, const Message& message
 }
 
 void ProcessPoolCore::note_startup(std::uint32_t index, pid_t dead_pid) {
-  Worker& worker = workers_[index];
-  WorkerSlot& slot = control_->slots()[index];
+  const WorkerSlot& slot = control_->slots()[index];
   const std::uint32_t started = slot.started.load(std::memory_order_acquire);
-  if (started == kStarted) {
-    worker.ready = true;
-    return;
-  }
+  if (started == kStarted || broken_) return;
   if (started == kInitializing && dead_pid < 0) return;  // still running it
-  worker.ready = true;
-  if (broken_) return;
   if (started == kInitializerFailed) {
-    const std::byte* data = results_of(index, slot.init_failure_offset, slot.init_failure_size);
-    MemoryReadBuffer buffer(data, slot.init_failure_size);
-    std::istream stream(&buffer);
-    cereal::BinaryInputArchive archive(stream);
-    TaskFailure failure;
-    archive(failure);
+    const TaskFailure failure =
+        read_failure(index, slot.init_failure_offset, slot.init_failure_size);
     broken_ = std::make_exception_ptr(InitializerError(failure.type, failure.message));
   } else {
     broken_ = std::make_exception_ptr(InitializerError(
@@ -632,17 +626,17 @@ bool ProcessPoolCore::all_workers_past(std::uint64_t position) {
   return true;
 }
 
+TaskFailure ProcessPoolCore::read_failure(std::uint32_t worker, std::uint64_t offset,
+                                          std::uint64_t size) const {
+  return Decoder<TaskFailure>(results_of(worker, offset, size), size).next();
+}
+
 std::exception_ptr ProcessPoolCore::failure_of_chunk(LiveJob& job, std::uint64_t chunk) {
   auto* failures = reinterpret_cast<WorkerFailure*>(arena_.data() + job.job.failure_offset);
   for (std::uint32_t w = 0; w < workers_.size(); ++w) {
     if (failures[w].chunk_plus_one.load(std::memory_order_acquire) != chunk + 1) continue;
-    const std::byte* data = results_of(w, failures[w].offset, failures[w].size);
-    MemoryReadBuffer buffer(data, failures[w].size);
-    std::istream stream(&buffer);
-    cereal::BinaryInputArchive archive(stream);
-    TaskFailure failure;
-    archive(failure);
-    return std::make_exception_ptr(failure.to_error());
+    return std::make_exception_ptr(
+        read_failure(w, failures[w].offset, failures[w].size).to_error());
   }
   return std::make_exception_ptr(std::runtime_error("pool: a failed chunk left no failure record"));
 }
@@ -652,12 +646,7 @@ std::exception_ptr ProcessPoolCore::lowest_failure(LiveJob& job) {
   std::optional<TaskFailure> lowest;
   for (std::uint32_t w = 0; w < workers_.size(); ++w) {
     if (failures[w].chunk_plus_one.load(std::memory_order_acquire) == 0) continue;
-    const std::byte* data = results_of(w, failures[w].offset, failures[w].size);
-    MemoryReadBuffer buffer(data, failures[w].size);
-    std::istream stream(&buffer);
-    cereal::BinaryInputArchive archive(stream);
-    TaskFailure failure;
-    archive(failure);
+    TaskFailure failure = read_failure(w, failures[w].offset, failures[w].size);
     if (!lowest || failure.index < lowest->index) lowest = std::move(failure);
   }
   return lowest ? std::make_exception_ptr(lowest->to_error()) : nullptr;

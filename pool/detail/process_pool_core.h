@@ -28,6 +28,7 @@
 #include "pool/detail/arena.h"
 #include "pool/detail/protocol.h"
 #include "pool/detail/shared_segment.h"
+#include "pool/detail/task_failure.h"
 #include "pool/detail/worker_context.h"
 
 namespace pool::detail {
@@ -100,7 +101,6 @@ class ProcessPoolCore final : public Progress {
   struct Worker {
     pid_t pid = -1;
     bool alive = false;
-    bool ready = true;  // ran the initializer
     bool timed_out = false;
     bool awaiting_arena_ack = false;
     std::string protocol_error;
@@ -140,6 +140,8 @@ class ProcessPoolCore final : public Progress {
   void collect();
   void settle(LiveJob& job, std::exception_ptr error);
   std::exception_ptr lowest_failure(LiveJob& job);
+  // A TaskFailure a worker encoded in its result buffer.
+  TaskFailure read_failure(std::uint32_t worker, std::uint64_t offset, std::uint64_t size) const;
   std::exception_ptr failure_of_chunk(LiveJob& job, std::uint64_t chunk);
   bool all_workers_past(std::uint64_t position);
   void fail_job_of_worker(std::uint32_t index, std::exception_ptr error);
