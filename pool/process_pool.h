@@ -74,6 +74,9 @@ struct ProcessPoolOptions {
   // Ctrl-C while waiting on the pool terminates it and throws Interrupted. Only when SIGINT has
   // its default action; a program's own SIGINT handler is left alone.
   bool handle_interrupts = true;
+  // Draw a progress bar on stderr for every map, starmap, imap and map_reduce (see
+  // pool/progress_bar.h): redrawn in place on a terminal, a line every second otherwise.
+  bool progress = false;
 };
 
 // The result type of f on one item of inputs.

@@ -57,6 +57,8 @@ struct ThreadPoolOptions {
   // Runs once in each thread before its first task (Python's initializer; capture initargs in a
   // lambda). If it throws, the constructor joins the threads and throws InitializerError.
   std::function<void()> initializer;
+  // Draw a progress bar on stderr for every map, starmap, imap and map_reduce, as ProcessPool.
+  bool progress = false;
 };
 
 // The calls GilThreadPool and FreeThreadPool share. R is the task's result type (decayed).
