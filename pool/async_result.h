@@ -19,6 +19,7 @@
 #ifndef POOL_ASYNC_RESULT_H_
 #define POOL_ASYNC_RESULT_H_
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +32,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "pool/detail/wait_hook.h"
 #include "pool/errors.h"
 
 namespace pool {
@@ -68,6 +70,17 @@ class AsyncStateBase {
       return progress->drive_until([this] { return settled(); }, deadline);
     }
     std::unique_lock<std::mutex> guard(mutex_);
+    while (current_wait_hook != nullptr) {
+      const Clock::time_point wake = Clock::now() + kWaitHookPeriod;
+      if (settled_cv_.wait_until(guard, deadline ? std::min(wake, *deadline) : wake,
+                                 [this] { return settled_; })) {
+        return true;
+      }
+      if (deadline && Clock::now() >= *deadline) return false;
+      guard.unlock();
+      run_wait_hook();
+      guard.lock();
+    }
     if (!deadline) {
       settled_cv_.wait(guard, [this] { return settled_; });
       return true;

@@ -9,6 +9,7 @@
 #include "pool/gil.h"
 #include "pool/pool_concept.h"
 #include "pool/process_pool.h"
+#include "pool/progress_bar.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
 #include "pool/shared_array.h"

@@ -7,10 +7,10 @@
 namespace pool {
 namespace {
 
-detail::CoreOptions core_options(ProcessPoolOptions options) {
+detail::CoreOptions core_options(const ProcessPoolOptions& options) {
   detail::CoreOptions core;
   core.allow_fork_with_threads = options.allow_fork_with_threads;
-  core.initializer = std::move(options.initializer);
+  core.initializer = options.initializer;
   core.maxtasksperchild = options.maxtasksperchild;
   core.task_timeout = options.task_timeout;
   core.handle_interrupts = options.handle_interrupts;
@@ -22,7 +22,8 @@ detail::CoreOptions core_options(ProcessPoolOptions options) {
 ProcessPool::ProcessPool() : ProcessPool(available_cpus()) {}
 
 ProcessPool::ProcessPool(int ncores, ProcessPoolOptions options)
-    : core_(std::make_unique<detail::ProcessPoolCore>(ncores, core_options(std::move(options)))) {}
+    : core_(std::make_unique<detail::ProcessPoolCore>(ncores, core_options(options))),
+      progress_(options.progress) {}
 
 ProcessPool::~ProcessPool() = default;
 ProcessPool::ProcessPool(ProcessPool&&) noexcept = default;

@@ -51,6 +51,7 @@
 #include "pool/detail/call_adapters.h"
 #include "pool/detail/process_calls.h"
 #include "pool/detail/process_pool_core.h"
+#include "pool/detail/progress_calls.h"
 #include "pool/detail/serialization.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
@@ -105,6 +106,12 @@ class ProcessPool {
   // list, pool::range); chunksize 0 means Python's default, ceil(len / (4 * size())).
   template <class F, class Inputs>
   std::vector<MapResult<F, Inputs>> map(F&& f, const Inputs& inputs, std::size_t chunksize = 0) {
+    if (progress_) {
+      check_map<F, Inputs>();
+      return detail::run_with_progress(detail::progress_total(inputs), "map", [&](auto counter) {
+        return map_async(detail::Counted<std::decay_t<F>>{f, counter}, inputs, chunksize).get();
+      });
+    }
     return map_async(std::forward<F>(f), inputs, chunksize).get();
   }
 
@@ -181,20 +188,15 @@ class ProcessPool {
   // read in batches (an rvalue is kept by the stream). Python's default chunksize for imap is 1.
   template <class F, class Inputs>
   ResultStream<StreamResult<F, Inputs>> imap(F&& f, Inputs&& inputs, std::size_t chunksize = 1) {
-    using R = StreamResult<F, Inputs>;
-    auto feeder = map_feeder(std::forward<F>(f), std::forward<Inputs>(inputs), chunksize);
-    using Feeder = typename decltype(feeder)::element_type;
-    return ResultStream<R>(std::make_unique<detail::OrderedSource<Feeder, R>>(std::move(feeder)));
+    return stream<detail::OrderedSource, StreamResult<F, Inputs>>(
+        "imap", std::forward<F>(f), std::forward<Inputs>(inputs), chunksize);
   }
   // (input index, result) pairs in the order they finish.
   template <class F, class Inputs>
   ResultStream<std::pair<std::size_t, StreamResult<F, Inputs>>> imap_unordered(
       F&& f, Inputs&& inputs, std::size_t chunksize = 1) {
-    using R = StreamResult<F, Inputs>;
-    auto feeder = map_feeder(std::forward<F>(f), std::forward<Inputs>(inputs), chunksize);
-    using Feeder = typename decltype(feeder)::element_type;
-    return ResultStream<std::pair<std::size_t, R>>(
-        std::make_unique<detail::UnorderedSource<Feeder, R>>(std::move(feeder)));
+    return stream<detail::UnorderedSource, std::pair<std::size_t, StreamResult<F, Inputs>>>(
+        "imap_unordered", std::forward<F>(f), std::forward<Inputs>(inputs), chunksize);
   }
 
   // op(...op(op(init, f(x0)), f(x1))..., f(xn)) without ever holding all results: each chunk is
@@ -204,6 +206,30 @@ class ProcessPool {
   //   workers.map_reduce(term, pool::range(1, n + 1), std::plus<>(), 0.0).
   template <class F, class Inputs, class Op, class T>
   T map_reduce(F&& f, Inputs&& inputs, Op op, T init, std::size_t chunksize = 0) {
+    if (progress_) {
+      check_stream<F, Inputs>();
+      return detail::run_with_progress(
+          detail::progress_total(inputs), "map_reduce", [&](auto counter) {
+            return map_reduce_in_chunks(detail::Counted<std::decay_t<F>>{f, counter},
+                                        std::forward<Inputs>(inputs), op, init, chunksize);
+          });
+    }
+    return map_reduce_in_chunks(std::forward<F>(f), std::forward<Inputs>(inputs), op, init,
+                                chunksize);
+  }
+
+  // No more calls may be submitted; those submitted still run. Python's close().
+  void close();
+  // Waits for every submitted call, then stops the workers. close() or terminate() first.
+  void join();
+  // Stops the workers now (SIGKILL); calls not finished fail with PoolNotRunning.
+  void terminate();
+
+ private:
+  detail::ProcessPoolCore& core() const;
+
+  template <class F, class Inputs, class Op, class T>
+  T map_reduce_in_chunks(F&& f, Inputs&& inputs, Op op, T init, std::size_t chunksize) {
     using Function = std::decay_t<F>;
     using R = StreamResult<F, Inputs>;
     using Feeder = detail::BatchFeeder<Function, Inputs, T>;
@@ -237,15 +263,25 @@ class ProcessPool {
     return total;
   }
 
-  // No more calls may be submitted; those submitted still run. Python's close().
-  void close();
-  // Waits for every submitted call, then stops the workers. close() or terminate() first.
-  void join();
-  // Stops the workers now (SIGKILL); calls not finished fail with PoolNotRunning.
-  void terminate();
-
- private:
-  detail::ProcessPoolCore& core() const;
+  // imap or imap_unordered, with a progress bar when the pool has the option.
+  template <template <class, class> class Source, class Out, class F, class Inputs>
+  ResultStream<Out> stream(const char* description, F&& f, Inputs&& inputs, std::size_t chunksize) {
+    auto make = [&](auto&& function) {
+      using R = StreamResult<decltype(function), Inputs>;
+      auto feeder = map_feeder(std::forward<decltype(function)>(function),
+                               std::forward<Inputs>(inputs), chunksize);
+      using Feeder = typename decltype(feeder)::element_type;
+      return ResultStream<Out>(std::make_unique<Source<Feeder, R>>(std::move(feeder)));
+    };
+    if (progress_) {
+      check_stream<F, Inputs>();
+      return detail::stream_with_progress(
+          detail::progress_total(inputs), description, [&](auto counter) {
+            return make(detail::Counted<std::decay_t<F>>{f, counter});
+          });
+    }
+    return make(std::forward<F>(f));
+  }
 
   // The batches of an imap or imap_unordered call.
   template <class F, class Inputs>
@@ -298,6 +334,7 @@ class ProcessPool {
   }
 
   std::unique_ptr<detail::ProcessPoolCore> core_;
+  bool progress_ = false;
 };
 
 }  // namespace pool

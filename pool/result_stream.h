@@ -37,11 +37,15 @@ class StreamSource {
   virtual bool next_batch(std::vector<T>& out) = 0;
 };
 
+struct StreamAccess;
+
 }  // namespace detail
 
 template <class T>
 class ResultStream {
  public:
+  using value_type = T;
+
   class iterator {
    public:
     using iterator_category = std::input_iterator_tag;
@@ -114,6 +118,8 @@ class ResultStream {
       throw;
     }
   }
+
+  friend struct detail::StreamAccess;  // the progress option wraps the source
 
   std::unique_ptr<detail::StreamSource<T>> source_;
   std::vector<T> buffer_;

@@ -10,7 +10,8 @@ GilThreadPool::GilThreadPool(int ncores, std::chrono::nanoseconds switch_interva
                              ThreadPoolOptions options)
     : ThreadPoolBase(std::make_unique<detail::ThreadPoolCore>(
           ncores, std::make_unique<detail::GilLock>(switch_interval),
-          std::move(options.initializer))) {}
+          std::move(options.initializer)),
+                     options.progress) {}
 
 void GilThreadPool::set_switch_interval(std::chrono::nanoseconds interval) {
   core().gil()->set_switch_interval(interval);
@@ -24,6 +25,7 @@ FreeThreadPool::FreeThreadPool() : FreeThreadPool(available_cpus()) {}
 
 FreeThreadPool::FreeThreadPool(int ncores, ThreadPoolOptions options)
     : ThreadPoolBase(std::make_unique<detail::ThreadPoolCore>(ncores, nullptr,
-                                                              std::move(options.initializer))) {}
+                                                              std::move(options.initializer)),
+                     options.progress) {}
 
 }  // namespace pool

@@ -44,6 +44,7 @@
 #include "pool/args.h"
 #include "pool/async_result.h"
 #include "pool/detail/call_adapters.h"
+#include "pool/detail/progress_calls.h"
 #include "pool/detail/thread_map.h"
 #include "pool/detail/thread_pool_core.h"
 #include "pool/detail/thread_stream.h"
@@ -158,7 +159,8 @@ class ThreadPoolBase {
   void terminate() { core_->terminate(); }
 
  protected:
-  explicit ThreadPoolBase(std::unique_ptr<detail::ThreadPoolCore> core) : core_(std::move(core)) {}
+  ThreadPoolBase(std::unique_ptr<detail::ThreadPoolCore> core, bool progress)
+      : core_(std::move(core)), progress_(progress) {}
   ~ThreadPoolBase() = default;  // the core's destructor is close() + join()
   ThreadPoolBase(const ThreadPoolBase&) = delete;
   ThreadPoolBase& operator=(const ThreadPoolBase&) = delete;
@@ -166,7 +168,32 @@ class ThreadPoolBase {
   detail::ThreadPoolCore& core() const { return *core_; }
 
  private:
+  // map and starmap: f used in place, counted when the pool draws progress.
+  template <class R, class F, class Inputs>
+  std::vector<R> blocking_map(F& f, const Inputs& inputs, std::size_t chunksize) {
+    if (!progress_) return detail::thread_map<R>(*core_, f, inputs, chunksize);
+    return detail::run_with_progress(detail::progress_total(inputs), "map", [&](auto counter) {
+      detail::Counted<F&> counted{f, counter};
+      return detail::thread_map<R>(*core_, counted, inputs, chunksize);
+    });
+  }
+
+  template <class Out, bool kOrdered, class F, class Inputs>
+  ResultStream<Out> stream(const char* description, F&& f, Inputs&& inputs, std::size_t chunksize) {
+    if (!progress_) {
+      return detail::thread_imap<Out, kOrdered>(*core_, std::forward<F>(f),
+                                                std::forward<Inputs>(inputs), chunksize);
+    }
+    return detail::stream_with_progress(
+        detail::progress_total(inputs), description, [&](auto counter) {
+          return detail::thread_imap<Out, kOrdered>(
+              *core_, detail::Counted<std::decay_t<F>>{std::forward<F>(f), counter},
+              std::forward<Inputs>(inputs), chunksize);
+        });
+  }
+
   std::unique_ptr<detail::ThreadPoolCore> core_;
+  bool progress_;
 };
 
 class GilThreadPool : public ThreadPoolBase {
@@ -197,7 +224,7 @@ std::vector<detail::ItemResult<F, const Inputs>> ThreadPoolBase::map(F&& f, cons
                                                                      std::size_t chunksize) {
   using R = detail::ItemResult<F, const Inputs>;
   if constexpr (detail::check_map<F, Inputs>()) {
-    return detail::thread_map<R>(*core_, f, inputs, chunksize);
+    return blocking_map<R>(f, inputs, chunksize);
   } else {
     return {};
   }
@@ -223,8 +250,7 @@ ResultStream<detail::ItemResult<F, std::remove_reference_t<Inputs>>> ThreadPoolB
     F&& f, Inputs&& inputs, std::size_t chunksize) {
   using R = detail::ItemResult<F, std::remove_reference_t<Inputs>>;
   if constexpr (detail::check_imap<F, Inputs>()) {
-    return detail::thread_imap<R, true>(*core_, std::forward<F>(f), std::forward<Inputs>(inputs),
-                                        chunksize);
+    return stream<R, true>("imap", std::forward<F>(f), std::forward<Inputs>(inputs), chunksize);
   } else {
     return ResultStream<R>(nullptr);
   }
@@ -235,8 +261,8 @@ ResultStream<std::pair<std::size_t, detail::ItemResult<F, std::remove_reference_
 ThreadPoolBase::imap_unordered(F&& f, Inputs&& inputs, std::size_t chunksize) {
   using Indexed = std::pair<std::size_t, detail::ItemResult<F, std::remove_reference_t<Inputs>>>;
   if constexpr (detail::check_imap<F, Inputs>()) {
-    return detail::thread_imap<Indexed, false>(*core_, std::forward<F>(f),
-                                               std::forward<Inputs>(inputs), chunksize);
+    return stream<Indexed, false>("imap_unordered", std::forward<F>(f),
+                                  std::forward<Inputs>(inputs), chunksize);
   } else {
     return ResultStream<Indexed>(nullptr);
   }
@@ -248,7 +274,7 @@ std::vector<detail::StarItemResult<F, const Tuples>> ThreadPoolBase::starmap(
   using R = detail::StarItemResult<F, const Tuples>;
   if constexpr (detail::check_starmap<F, Tuples>()) {
     detail::Starred<std::remove_reference_t<F>&> starred{f};  // f used in place, as map does
-    return detail::thread_map<R>(*core_, starred, inputs, chunksize);
+    return blocking_map<R>(starred, inputs, chunksize);
   } else {
     return {};
   }
@@ -314,7 +340,14 @@ AsyncResult<detail::CallResult<F, T...>> ThreadPoolBase::apply_async(
 template <class F, class Inputs, class Op, class T>
 T ThreadPoolBase::map_reduce(F&& f, const Inputs& inputs, Op op, T init, std::size_t chunksize) {
   if constexpr (detail::check_map_reduce<F, Inputs, Op, T>()) {
-    return detail::thread_map_reduce(*core_, f, inputs, op, std::move(init), chunksize);
+    if (!progress_) {
+      return detail::thread_map_reduce(*core_, f, inputs, op, std::move(init), chunksize);
+    }
+    return detail::run_with_progress(
+        detail::progress_total(inputs), "map_reduce", [&](auto counter) {
+          detail::Counted<std::remove_reference_t<F>&> counted{f, counter};
+          return detail::thread_map_reduce(*core_, counted, inputs, op, std::move(init), chunksize);
+        });
   } else {
     return init;
   }

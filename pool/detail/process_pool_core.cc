@@ -791,6 +791,7 @@ bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
     if (timed) check_timeouts();
     collect();
     if (done()) return true;
+    run_wait_hook();
     if (deadline && Clock::now() >= *deadline) return false;
     bool waits_for_workers = !live_.empty() && posted_ - live_.front().position >= kJobSlots;
     for (const LiveJob& job : live_)
@@ -806,6 +807,10 @@ bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
     std::optional<Clock::duration> wait;
     if (deadline) wait = std::max<Clock::duration>(*deadline - Clock::now(), Clock::duration(0));
     if (timed && !live_.empty()) wait = wait ? std::min(*wait, check_period) : check_period;
+    if (current_wait_hook != nullptr) {
+      const Clock::duration period = kWaitHookPeriod;
+      wait = wait ? std::min(*wait, period) : period;
+    }
     io_.restart();
     if (wait) {
       io_.run_one_for(*wait);

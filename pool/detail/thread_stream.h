@@ -25,6 +25,7 @@
 #include "pool/detail/task_failure.h"
 #include "pool/detail/thread_map.h"
 #include "pool/detail/thread_pool_core.h"
+#include "pool/detail/wait_hook.h"
 #include "pool/errors.h"
 #include "pool/gil.h"
 #include "pool/result_stream.h"
@@ -289,7 +290,13 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
         if (input_done_) return false;
         continue;
       }
-      changed_.wait(guard);
+      if (current_wait_hook == nullptr) {
+        changed_.wait(guard);
+        continue;
+      }
+      changed_.wait_for(guard, kWaitHookPeriod);
+      guard.unlock();
+      run_wait_hook();
     }
   }
 
