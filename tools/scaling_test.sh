@@ -55,7 +55,7 @@ done
 check WallTableRowCountIsTheBackends test "$(wc -l <<<"$wall")" -eq 5
 check WallCellIsMedianWithMinMax test "$(cell "$wall" process 2)" = '0.550 (0.500-0.600)'
 check WallCellOfGilStaysAtOneCore test "$(cell "$wall" gil 4)" = '1.100 (1.000-1.200)'
-speedup=$(table 'Speedup (baseline / parallel)' "$out")
+speedup=$(table 'Speedup (1 core / ncores)' "$out")
 check SpeedupTableHasAColumnPerCoreCount test "$(sed -n 1p <<<"$speedup")" = '| backend \ ncores | 1 | 2 | 4 |'
 check SpeedupOfProcessAt2CoresIs2 test "$(cell "$speedup" process 2)" = 2.00
 check SpeedupOfFreeAt4CoresIs4 test "$(cell "$speedup" free 4)" = 4.00
@@ -94,7 +94,8 @@ check ColumnsAreOnlyTheListedCoreCounts grep -qx '| backend \\ ncores | 2 | 4 |'
 # --baseline serial: every backend against the serial backend's 0.8 s.
 out=$($tool fake_example --binary $fake --ncores 1,2 --repeat 1 --baseline serial --out "$tmp/plots" 2>/dev/null)
 check SerialBaselineDividesSerialTime grep -qx '| process | 0.80 | 1.60 |' <<<"$out"
-check SerialBaselineIsSaid grep -q "baseline: the serial backend's median" <<<"$out"
+check SerialBaselineIsSaidWithItsTime grep -q "baseline: the serial backend's median, 0.800 s$" <<<"$out"
+check SerialBaselineNamesTheSpeedup grep -qx 'Speedup (serial / parallel)' <<<"$out"
 
 # Values that differ between runs: a warning, and the tables all the same.
 $tool fake_example --binary $fake --ncores 1 --repeat 1 --out "$tmp/plots" -- --value-by-backend >/dev/null 2>"$tmp/err"
