@@ -1,4 +1,4 @@
-// The one header users include: every pool, pool::range, pool::gil, and the errors pools throw.
+// The one header users include: every pool, pool::range, pool::SharedArray, pool::gil, and the errors pools throw.
 #ifndef POOL_POOL_H_
 #define POOL_POOL_H_
 
@@ -11,6 +11,7 @@
 #include "pool/process_pool.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
+#include "pool/shared_array.h"
 #include "pool/thread_pools.h"
 
 static_assert(pool::Pool<pool::ProcessPool> && pool::Pool<pool::GilThreadPool> &&

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "pool/detail/serialization.h"
+#include "pool/detail/shared_block.h"
 #include "pool/detail/task_failure.h"
 #include "pool/errors.h"
 
@@ -302,8 +303,11 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
         me.sleeping.store(0, std::memory_order_relaxed);  // a kWake may follow: it is harmless
         continue;
       }
+      // Shared arrays destroyed since the worker last went idle or woke are unmapped here.
+      release_dead_blocks();
       if (!read_message(fd, message)) break;  // EOF: the pool is closing
       me.sleeping.store(0, std::memory_order_relaxed);
+      release_dead_blocks();
       switch (message.type) {
         case MessageType::kWake:
           break;
