@@ -21,6 +21,8 @@ rejects slow_series "${common_bad[@]}" "--strategy fastest"
 rejects sleep_map "${common_bad[@]}" "--tasks 0" "--tasks -1" "--seconds 0" "--seconds -0.5" \
   "--seconds abc" "--seconds nan"
 rejects trig_series "${common_bad[@]}" "--n 0" "--n 1.5"
+rejects velocity "${common_bad[@]}" "--nlat 0" "--nlon -1" "--nr abc" "--scale 0" "--scale -0.5"
+rejects elementwise "${common_bad[@]}" "--n 0" "--chunk 0" "--chunk many"
 
 help_lists() {  # example, flags...
   local example=$1
@@ -34,6 +36,8 @@ help_lists() {  # example, flags...
 help_lists slow_series --n --method --strategy
 help_lists sleep_map --tasks --seconds
 help_lists trig_series --n
+help_lists velocity --nlat --nlon --nr --scale
+help_lists elementwise --n --chunk
 
 out=$(examples/slow_series --n 1000000 --ncores 2 --strategy map_reduce)
 check SlowSeriesMapReduceSaysWhatItMaps grep -qx 'running with 2 processes, map_reduce over range(1, 1000001)' <<<"$out"
@@ -52,6 +56,16 @@ check TrigSeriesSaysWhatRuns grep -qx 'running with 2 threads: sum of cos(i)/i o
 check TrigSeriesPrintsTheSum grep -qE '^sum = 0\.0430568784601' <<<"$out"
 check TrigSeriesPrintsTheLimit grep -qx 'exact = 0.04201950582536895' <<<"$out"
 check TrigSeriesPrintsTheRatio grep -qE '^approximate / exact = 1\.024' <<<"$out"
+
+out=$(examples/velocity --nlat 6 --nlon 8 --nr 5 --scale 0.5 --ncores 2)
+check VelocitySaysWhatRuns grep -qx 'running with 2 processes: 3 x 4 x 3 grid (36 points), split over latitudes' <<<"$out"
+check VelocityPrintsTheTime grep -qE '^Time in seconds: [0-9]+\.[0-9]{3}$' <<<"$out"
+check VelocityPrintsNoDifference grep -qx 'max difference from a serial computation = 0.0' <<<"$out"
+check VelocityPrintsTheError grep -qE '^max error against the exact field = [0-9.e-]+$' <<<"$out"
+
+out=$(examples/elementwise --n 10000 --chunk 3000 --ncores 2 --backend gil)
+check ElementwiseSaysWhatRuns grep -qx 'running with 2 threads: sin(2 pi a)^2 + cos(2 pi a)^2 on 10000 elements, in chunks of 3000' <<<"$out"
+check ElementwisePrintsTheDeviation grep -qE '^max \|r - 1\| = [0-9.e-]+$' <<<"$out"
 
 # Ctrl-C while the tasks sleep: status 130, no result line, no worker left behind.
 set -m

@@ -9,9 +9,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <numbers>
 #include <string>
+#include <vector>
 
 #include "examples/slow_series.h"
+#include "examples/uniform_chunks.h"
+#include "examples/velocity_field.h"
 
 namespace {
 
@@ -132,6 +136,71 @@ TEST_P(ExamplesJson, TrigSeriesEqualsADirectLoop) {
   EXPECT_NEAR(line["value"].get<double>(), direct, 1e-12);
   EXPECT_EQ(line["n"], kN);
   EXPECT_DOUBLE_EQ(line["exact"].get<double>(), -std::log(2 * std::sin(0.5)));
+}
+
+TEST_P(ExamplesJson, VelocityMatchesTheSerialConversionAndTheExactField) {
+  const json line = run_on_backend("velocity", "--nlat 6 --nlon 8 --nr 5");
+  ASSERT_TRUE(line["value"].is_number());
+  EXPECT_LE(line["value"].get<double>(), 1e-12);
+  EXPECT_LE(line["max_error"].get<double>(), 1e-12);
+  EXPECT_EQ(line["n"], 6 * 8 * 5);
+  EXPECT_EQ(line["nlat"], 6);
+  EXPECT_EQ(line["nlon"], 8);
+  EXPECT_EQ(line["nr"], 5);
+
+  // The stream's Cartesian components straight from the Cartesian points, no spherical basis.
+  const examples::SphericalGrid grid{6, 8, 5};
+  double sum_x = 0, sum_y = 0, sum_z = 0;
+  for (std::int64_t ilat = 0; ilat < grid.nlat; ++ilat) {
+    for (std::int64_t ilon = 0; ilon < grid.nlon; ++ilon) {
+      for (std::int64_t ir = 0; ir < grid.nr; ++ir) {
+        const double theta = grid.theta(ilat), phi = grid.phi(ilon), r = grid.r(ir);
+        const double x = r * std::sin(theta) * std::cos(phi);
+        const double y = r * std::sin(theta) * std::sin(phi);
+        sum_x += examples::kStream[0] - examples::kOmega * y;
+        sum_y += examples::kStream[1] + examples::kOmega * x;
+        sum_z += examples::kStream[2];
+      }
+    }
+  }
+  EXPECT_NEAR(line["sum_vx"].get<double>(), sum_x, 1e-10);
+  EXPECT_NEAR(line["sum_vy"].get<double>(), sum_y, 1e-10);
+  EXPECT_NEAR(line["sum_vz"].get<double>(), sum_z, 1e-10);
+}
+
+TEST_P(ExamplesJson, VelocityScaleMultipliesEachSide) {
+  const json line = run_on_backend("velocity", "--nlat 8 --nlon 12 --nr 6 --scale 0.5");
+  EXPECT_EQ(line["nlat"], 4);
+  EXPECT_EQ(line["nlon"], 6);
+  EXPECT_EQ(line["nr"], 3);
+  EXPECT_EQ(line["n"], 4 * 6 * 3);
+}
+
+TEST_P(ExamplesJson, ElementwiseInputAndDeviationEqualTheSerialOnes) {
+  // A chunk size that does not divide n, so the last chunk is short.
+  constexpr std::int64_t kElements = 100'000, kChunk = 7'000;
+  std::vector<double> a(kElements);
+  for (std::int64_t first = 0; first < kElements; first += kChunk) {
+    examples::fill_uniform_chunk(
+        std::span<double>(a).subspan(first, std::min(kChunk, kElements - first)),
+        static_cast<std::uint64_t>(first / kChunk));
+  }
+  double max_deviation = 0, sum_a = 0;
+  for (double value : a) {
+    sum_a += value;
+    const double x = 2 * std::numbers::pi * value;
+    const double s = std::sin(x), c = std::cos(x);
+    max_deviation = std::max(max_deviation, std::abs(s * s + c * c - 1.0));
+  }
+
+  const json line = run_on_backend(
+      "elementwise", "--n " + std::to_string(kElements) + " --chunk " + std::to_string(kChunk));
+  ASSERT_TRUE(line["value"].is_number());
+  EXPECT_EQ(line["value"].get<double>(), max_deviation);
+  EXPECT_LE(line["value"].get<double>(), line["tolerance"].get<double>());
+  EXPECT_EQ(line["mean_a"].get<double>(), sum_a / kElements);
+  EXPECT_EQ(line["n"], kElements);
+  EXPECT_EQ(line["chunk"], kChunk);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ExamplesJson,
