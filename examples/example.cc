@@ -39,7 +39,7 @@ void Example::parse(int argc, char** argv) {
       "process (worker processes), gil (threads sharing one lock, like CPython), "
       "free (free threads, like Python 3.13t) or serial (one loop, no pool)")(
       "json", po::bool_switch(&json_), "print one JSON line instead of the text")(
-      "progress", po::bool_switch(&progress_), "draw a progress bar on stderr");
+      "progress", po::bool_switch(&progress_), "draw a progress bar on stderr (pools only)");
   options_.add(common);
   flags_ = parse_flags(argc, argv, usage_, options_);
 
