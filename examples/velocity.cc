@@ -37,7 +37,7 @@ struct Cartesian {
 //   v_x = v_r sin(theta) cos(phi) + v_theta cos(theta) cos(phi) - v_phi sin(phi)
 //   v_y = v_r sin(theta) sin(phi) + v_theta cos(theta) sin(phi) + v_phi cos(phi)
 //   v_z = v_r cos(theta)          - v_theta sin(theta)
-inline Cartesian to_cartesian(const SphericalBasis &e, double v_r, double v_theta, double v_phi) {
+inline Cartesian to_cartesian(const SphericalBasis& e, double v_r, double v_theta, double v_phi) {
   return {v_r * e.r_hat[0] + v_theta * e.theta_hat[0] + v_phi * e.phi_hat[0],
           v_r * e.r_hat[1] + v_theta * e.theta_hat[1] + v_phi * e.phi_hat[1],
           v_r * e.r_hat[2] + v_theta * e.theta_hat[2]};
@@ -49,7 +49,7 @@ std::int64_t scaled(std::int64_t side, double scale) {
 
 }  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   examples::Example example("velocity",
                             "Usage: velocity [--nlat N] [--nlon N] [--nr N] [--scale S] "
                             "[common options]\n"
@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
                            scaled(example.whole_number("nlon", 1), scale),
                            scaled(example.whole_number("nr", 1), scale)};
 
-  return example.run([&](auto &workers) {
+  return example.run([&](auto& workers) {
     const auto points = static_cast<std::size_t>(grid.points());
     example.out() << example.running_on() << ": " << grid.nlat << " x " << grid.nlon << " x "
                   << grid.nr << " grid (" << points << " points), split over latitudes"
@@ -81,8 +81,12 @@ int main(int argc, char **argv) {
     workers.map(
         [grid, r = v_r.span(), t = v_theta.span(), p = v_phi.span(), x = v_x.span(), y = v_y.span(),
          z = v_z.span()](std::int64_t ilat) {
-          double *pr = r.data(), *pt = t.data(), *pp = p.data();
-          double *px = x.data(), *py = y.data(), *pz = z.data();
+          double* pr = r.data();
+          double* pt = t.data();
+          double* pp = p.data();
+          double* px = x.data();
+          double* py = y.data();
+          double* pz = z.data();
           for (std::int64_t ilon = 0; ilon < grid.nlon; ++ilon) {
             const SphericalBasis e(grid.theta(ilat), grid.phi(ilon));
             for (std::int64_t ir = 0; ir < grid.nr; ++ir) {
@@ -102,8 +106,12 @@ int main(int argc, char **argv) {
     workers.map(
         [grid, r = v_r.span(), t = v_theta.span(), p = v_phi.span(), x = v_x.span(), y = v_y.span(),
          z = v_z.span()](std::int64_t ilat) {
-          const double *pr = r.data(), *pt = t.data(), *pp = p.data();
-          double *px = x.data(), *py = y.data(), *pz = z.data();
+          const double* pr = r.data();
+          const double* pt = t.data();
+          const double* pp = p.data();
+          double* px = x.data();
+          double* py = y.data();
+          double* pz = z.data();
           for (std::int64_t ilon = 0; ilon < grid.nlon; ++ilon) {
             // sin and cos once per (latitude, longitude), not per point.
             const SphericalBasis e(grid.theta(ilat), grid.phi(ilon));
