@@ -1,6 +1,7 @@
 #include "examples/cli.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -66,6 +67,17 @@ std::int64_t parse_at_least(const std::string& program, const std::string& flag,
   if (text.empty() || error != std::errc() || stop != end || value < minimum) {
     usage_error(program, "--" + flag + " must be a whole number >= " + std::to_string(minimum) +
                              ", got '" + text + "'");
+  }
+  return value;
+}
+
+double parse_positive(const std::string& program, const std::string& flag,
+                      const std::string& text) {
+  double value = 0;
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc() || stop != end || !std::isfinite(value) || value <= 0) {
+    usage_error(program, "--" + flag + " must be a number > 0, got '" + text + "'");
   }
   return value;
 }

@@ -20,6 +20,9 @@ boost::program_options::variables_map parse_flags(
 std::int64_t parse_at_least(const std::string& program, const std::string& flag,
                             const std::string& text, std::int64_t minimum);
 
+// Reads a finite number > 0 ("1", "0.05", "1e-3") from a flag's text, or exits 2 naming the flag.
+double parse_positive(const std::string& program, const std::string& flag, const std::string& text);
+
 // Reads "1,2,4" as whole numbers >= minimum, or exits 2 naming the flag.
 std::vector<std::int64_t> parse_list_at_least(const std::string& program, const std::string& flag,
                                               const std::string& text, std::int64_t minimum);

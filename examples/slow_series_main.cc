@@ -5,13 +5,17 @@
 //   Time in seconds: 0.281
 //   sum = 13.277605949855722
 //
-// --backend gil runs it on threads that share one interpreter-like lock (no faster than serial),
-// --backend free on plain threads, --backend serial in one loop.
-#include <chrono>
-#include <cstdio>
-#include <iostream>
+// --strategy picks how the work is split: intervals (one partial sum per worker, as sum.py),
+// map (every term as its own item, then a serial sum of the 10^8-element list, the course's slow
+// version) or map_reduce (every term as an item, folded in the workers). --backend gil runs it on
+// threads that share one interpreter-like lock (no faster than serial), --backend free on plain
+// threads, --backend serial in one loop.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
 
-#include "examples/cli.h"
+#include "examples/example.h"
 #include "examples/slow_series.h"
 #include "pool/pool.h"
 
@@ -21,71 +25,53 @@ using examples::DigitMethod;
 namespace {
 
 template <class Pool>
-double run_on(const char* workers_are, int ncores, std::int64_t n, DigitMethod method) {
-  std::cout << "running with " << ncores << " " << workers_are << " over "
-            << examples::format_intervals(examples::partition(n, ncores)) << std::endl;
-  Pool workers(ncores);
-  return examples::slow_series_sum(workers, n, method);
+double sum_by(const std::string& strategy, Pool& workers, std::int64_t n, DigitMethod method,
+              std::ostream& out, const std::string& running_on) {
+  if (strategy == "intervals") {
+    out << running_on << " over "
+        << examples::format_intervals(examples::partition(n, workers.size())) << std::endl;
+    return examples::slow_series_sum(workers, n, method);
+  }
+  out << running_on << ", " << strategy << " over range(1, " << n + 1 << ")" << std::endl;
+  const auto terms = pool::range(std::int64_t{1}, n + 1);
+  if (strategy == "map") {
+    const std::vector<double> values = workers.map(examples::SlowSeriesTerm{method}, terms);
+    double sum = 0.0;
+    for (double value : values) sum += value;
+    return sum;
+  }
+  return workers.map_reduce(examples::SlowSeriesTerm{method}, terms, std::plus<>(), 0.0);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string program = "slow_series";
-  po::options_description options("Options");
-  options.add_options()(
-      "ncores", po::value<std::string>()->default_value(std::to_string(pool::available_cpus())),
-      "workers (default: the CPUs this process may use)")(
-      "n", po::value<std::string>()->default_value("100000000"), "sum the terms k = 1..n")(
+  examples::Example example("slow_series",
+                            "Usage: slow_series [--n N] [--method integer|string] "
+                            "[--strategy intervals|map|map_reduce] [common options]\n"
+                            "Sum of 1/k for k = 1..n, skipping k whose digits contain a 9");
+  example.options().add_options()("n", po::value<std::string>()->default_value("100000000"),
+                                  "sum the terms k = 1..n")(
       "method", po::value<std::string>()->default_value("integer"),
       "digit test: integer (a digit loop) or string (to_string + find, as in Python)")(
-      "backend", po::value<std::string>()->default_value("process"),
-      "process (worker processes), gil (threads sharing one lock, like CPython), "
-      "free (free threads, like Python 3.13t) or serial");
-  const auto flags =
-      examples::parse_flags(argc, argv,
-                            "Usage: slow_series [--ncores N] [--n N] [--method integer|string] "
-                            "[--backend process|gil|free|serial]\n"
-                            "Sum of 1/k for k = 1..n, skipping k whose digits contain a 9",
-                            options);
-  const int ncores = static_cast<int>(
-      examples::parse_at_least(program, "ncores", flags["ncores"].as<std::string>(), 1));
-  const std::int64_t n = examples::parse_at_least(program, "n", flags["n"].as<std::string>(), 1);
-  const std::string method_name = flags["method"].as<std::string>();
-  const std::string backend = flags["backend"].as<std::string>();
-  const auto named_method = examples::digit_method_named(method_name);
-  if (!named_method) {
-    examples::usage_error(program, "--method must be integer or string, got '" + method_name + "'");
+      "strategy", po::value<std::string>()->default_value("intervals"),
+      "intervals (one partial sum per worker), map (a list of every term, summed serially) or "
+      "map_reduce (every term folded in the workers)");
+  example.parse(argc, argv);
+  const std::int64_t n = example.whole_number("n", 1);
+  const std::string method_name = example.text("method");
+  const auto method = examples::digit_method_named(method_name);
+  if (!method) example.usage_error("--method must be integer or string, got '" + method_name + "'");
+  const std::string strategy = example.text("strategy");
+  if (strategy != "intervals" && strategy != "map" && strategy != "map_reduce") {
+    example.usage_error("--strategy must be intervals, map or map_reduce, got '" + strategy + "'");
   }
-  const DigitMethod method = *named_method;
-  if (backend != "process" && backend != "gil" && backend != "free" && backend != "serial") {
-    examples::usage_error(program,
-                          "--backend must be process, gil, free or serial, got '" + backend + "'");
-  }
-  if (ncores > 4096) examples::usage_error(program, "--ncores must be at most 4096");
 
-  const auto start = std::chrono::steady_clock::now();
-  double sum = 0.0;
-  try {
-    if (backend == "serial") {
-      std::cout << "running serially over " << examples::format_intervals({{1, n}}) << "\n";
-      sum = examples::slow_series_partial_sum({1, n}, method);
-    } else if (backend == "process") {
-      sum = run_on<pool::ProcessPool>("processes", ncores, n, method);
-    } else if (backend == "gil") {
-      sum = run_on<pool::GilThreadPool>("threads", ncores, n, method);
-    } else {
-      sum = run_on<pool::FreeThreadPool>("threads", ncores, n, method);
-    }
-  } catch (const pool::Interrupted&) {
-    // Ctrl-C: the pool stopped its workers; no partial result is printed.
-    return examples::report_interrupted(program);
-  } catch (const std::exception& error) {
-    std::cerr << program << ": " << error.what() << "\n";
-    return 1;
-  }
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  std::printf("Time in seconds: %.3f\n", elapsed.count());
-  std::printf("sum = %s\n", examples::python_repr(sum).c_str());
-  return 0;
+  return example.run([&](auto& workers) {
+    const double sum = sum_by(strategy, workers, n, *method, example.out(), example.running_on());
+    examples::Outcome outcome(n, sum);
+    outcome.lines = {"sum = " + examples::python_repr(sum)};
+    outcome.fields = {{"strategy", strategy}, {"method", method_name}};
+    return outcome;
+  });
 }

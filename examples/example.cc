@@ -1,0 +1,112 @@
+#include "examples/example.h"
+
+#include <cstdio>
+#include <utility>
+
+namespace examples {
+namespace po = boost::program_options;
+
+namespace {
+
+// Above this a typo (--ncores 40000) would fork until the machine gives out.
+constexpr std::int64_t kMaxCores = 4096;
+
+const char* backend_name(Backend backend) {
+  switch (backend) {
+    case Backend::kProcess:
+      return "process";
+    case Backend::kGil:
+      return "gil";
+    case Backend::kFree:
+      return "free";
+    case Backend::kSerial:
+      return "serial";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Example::Example(std::string name, std::string usage)
+    : name_(std::move(name)), usage_(std::move(usage)) {}
+
+void Example::parse(int argc, char** argv) {
+  po::options_description common("Common options");
+  common.add_options()(
+      "ncores", po::value<std::string>()->default_value(std::to_string(pool::available_cpus())),
+      "workers (default: the CPUs this process may use)")(
+      "backend", po::value<std::string>()->default_value("process"),
+      "process (worker processes), gil (threads sharing one lock, like CPython), "
+      "free (free threads, like Python 3.13t) or serial (one loop, no pool)")(
+      "json", po::bool_switch(&json_), "print one JSON line instead of the text")(
+      "progress", po::bool_switch(&progress_), "draw a progress bar on stderr (pools only)");
+  options_.add(common);
+  flags_ = parse_flags(argc, argv, usage_, options_);
+
+  const std::int64_t ncores = whole_number("ncores", 1);
+  if (ncores > kMaxCores) usage_error("--ncores must be at most " + std::to_string(kMaxCores));
+  ncores_ = static_cast<int>(ncores);
+  const std::string backend = text("backend");
+  if (backend == "process") {
+    backend_ = Backend::kProcess;
+  } else if (backend == "gil") {
+    backend_ = Backend::kGil;
+  } else if (backend == "free") {
+    backend_ = Backend::kFree;
+  } else if (backend == "serial") {
+    backend_ = Backend::kSerial;
+  } else {
+    usage_error("--backend must be process, gil, free or serial, got '" + backend + "'");
+  }
+}
+
+std::string Example::text(const std::string& flag) const { return flags_[flag].as<std::string>(); }
+
+std::int64_t Example::whole_number(const std::string& flag, std::int64_t minimum) const {
+  return parse_at_least(name_, flag, text(flag), minimum);
+}
+
+double Example::positive_number(const std::string& flag) const {
+  return parse_positive(name_, flag, text(flag));
+}
+
+void Example::usage_error(const std::string& message) const {
+  examples::usage_error(name_, message);
+}
+
+std::string Example::running_on() const {
+  switch (backend_) {
+    case Backend::kProcess:
+      return "running with " + std::to_string(ncores_) + " processes";
+    case Backend::kGil:
+    case Backend::kFree:
+      return "running with " + std::to_string(ncores_) + " threads";
+    case Backend::kSerial:
+      break;
+  }
+  return "running serially";
+}
+
+void Example::start_clock() { started_ = std::chrono::steady_clock::now(); }
+
+void Example::stop_clock() { stopped_ = std::chrono::steady_clock::now(); }
+
+int Example::report(const Outcome& outcome) const {
+  const double seconds = std::chrono::duration<double>(*stopped_ - started_).count();
+  if (json_) {
+    nlohmann::ordered_json line = {{"example", name_},   {"backend", backend_name(backend_)},
+                                   {"ncores", ncores()}, {"n", outcome.n},
+                                   {"seconds", seconds}, {"value", outcome.value}};
+    for (const auto& [key, value] : outcome.fields.items()) line[key] = value;
+    std::cout << line.dump() << std::endl;
+  } else {
+    std::printf("Time in seconds: %.3f\n", seconds);
+    for (const std::string& text : outcome.lines) std::printf("%s\n", text.c_str());
+    std::fflush(stdout);
+  }
+  if (outcome.failure.empty()) return 0;
+  std::cerr << name_ << ": " << outcome.failure << "\n";
+  return 1;
+}
+
+}  // namespace examples

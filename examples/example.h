@@ -1,0 +1,167 @@
+// examples::Example: what every example's main shares (common flags, the chosen pool, timing,
+// output, exit status), so that the rest of main reads like the course's snippet:
+//
+//   examples::Example example("trig_series", "Usage: trig_series [--n N] [common flags]\n...");
+//   example.options().add_options()("n", po::value<std::string>()->default_value("100"), "...");
+//   example.parse(argc, argv);
+//   const std::int64_t n = example.whole_number("n", 1);
+//   return example.run([&](auto& workers) {  // a ProcessPool, GilThreadPool, ... or SerialPool
+//     return examples::Outcome(n, workers.map_reduce(term, pool::range(1, n + 1), std::plus<>(),
+//                                                    0.0));
+//   });
+//
+// Common flags: --ncores N (default: the CPUs this process may use), --backend
+// process|gil|free|serial, --json, --progress (a progress bar on stderr) and --help. A bad value
+// prints one line on stderr and exits with status 2.
+//
+// Output: without --json, the lines the example wrote to out(), then "Time in seconds: X.XXX",
+// then Outcome::lines. With --json, out() discards its text and stdout holds exactly one line: a
+// JSON object {"example", "backend", "ncores" (1 for serial), "n", "seconds", "value"} followed by
+// Outcome::fields.
+#ifndef EXAMPLES_EXAMPLE_H_
+#define EXAMPLES_EXAMPLE_H_
+
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "examples/cli.h"
+#include "examples/serial_pool.h"
+#include "pool/pool.h"
+
+namespace examples {
+
+enum class Backend { kProcess, kGil, kFree, kSerial };
+
+// What an example's computation gives back to run().
+struct Outcome {
+  Outcome(std::int64_t problem_size, double result) : n(problem_size), value(result) {}
+
+  std::int64_t n;  // the problem size
+  double value;    // the result ("value" in JSON)
+  // Printed below "Time in seconds" without --json, one per entry.
+  std::vector<std::string> lines;
+  // Appended to the JSON object after the common fields ("strategy", "exact", ...).
+  nlohmann::ordered_json fields = nlohmann::ordered_json::object();
+  // Not empty when the example's own check failed: the output is still printed, then this text
+  // on stderr, and the exit status is 1.
+  std::string failure;
+};
+
+class Example {
+ public:
+  // name: the program in error messages and JSON's "example"; usage: the head of --help.
+  Example(std::string name, std::string usage);
+
+  // The example's own flags: add them before parse().
+  boost::program_options::options_description& options() { return options_; }
+
+  // Reads the common and the example's flags. Exits 0 after --help, 2 after a bad flag.
+  void parse(int argc, char** argv);
+
+  // An example flag's text, parsed after parse(); each exits 2 naming the flag on a bad value.
+  std::string text(const std::string& flag) const;
+  std::int64_t whole_number(const std::string& flag, std::int64_t minimum) const;
+  double positive_number(const std::string& flag) const;
+  [[noreturn]] void usage_error(const std::string& message) const;
+
+  Backend backend() const { return backend_; }
+  int ncores() const { return backend_ == Backend::kSerial ? 1 : ncores_; }
+  bool json() const { return json_; }
+
+  // "running with 4 processes", "running with 4 threads" or "running serially".
+  std::string running_on() const;
+
+  // Where the example writes its human lines: std::cout, or nowhere under --json.
+  std::ostream& out() { return json_ ? discard_ : std::cout; }
+
+  // The reported wall time runs from the pool's construction to its destruction. An example that
+  // prepares its inputs first, or checks its results afterwards, narrows it to the part the course
+  // times: start_clock() restarts it, stop_clock() ends it.
+  void start_clock();
+  void stop_clock();
+
+  // Builds the pool that --backend names (ncores workers, progress bar per --progress), calls
+  // body(workers) with it, where body returns an Outcome, and prints the output. Returns main's
+  // exit status: 0; 1 after a failed check or an exception (its message on stderr); 130
+  // (kInterruptedStatus) after Ctrl-C, printing no result.
+  template <class Body>
+  int run(Body body);
+
+ private:
+  template <class Body>
+  Outcome on_chosen_pool(Body& body);
+  int report(const Outcome& outcome) const;
+
+  std::string name_;
+  std::string usage_;
+  boost::program_options::options_description options_{"Options"};
+  boost::program_options::variables_map flags_;
+  Backend backend_ = Backend::kProcess;
+  int ncores_ = 1;
+  bool json_ = false;
+  bool progress_ = false;
+  std::ostream discard_{nullptr};  // no buffer: everything written is dropped
+  std::chrono::steady_clock::time_point started_;
+  std::optional<std::chrono::steady_clock::time_point> stopped_;
+};
+
+template <class Body>
+int Example::run(Body body) {
+  try {
+    // A forked worker must not inherit unwritten output, which it could flush a second time.
+    std::cout.flush();
+    start_clock();
+    stopped_.reset();
+    const Outcome outcome = on_chosen_pool(body);
+    if (!stopped_) stop_clock();
+    return report(outcome);
+  } catch (const pool::Interrupted&) {
+    // Ctrl-C: the pool stopped its workers; no partial result is printed.
+    return report_interrupted(name_);
+  } catch (const std::exception& error) {
+    std::cerr << name_ << ": " << error.what() << "\n";
+    return 1;
+  }
+}
+
+template <class Body>
+Outcome Example::on_chosen_pool(Body& body) {
+  // Each pool is destroyed on return, inside the timed span, as a Python `with Pool()` block.
+  switch (backend_) {
+    case Backend::kProcess: {
+      pool::ProcessPoolOptions options;
+      options.progress = progress_;
+      pool::ProcessPool workers(ncores_, std::move(options));
+      return body(workers);
+    }
+    case Backend::kGil: {
+      pool::ThreadPoolOptions options;
+      options.progress = progress_;
+      pool::GilThreadPool workers(ncores_, pool::GilThreadPool::kDefaultSwitchInterval,
+                                  std::move(options));
+      return body(workers);
+    }
+    case Backend::kFree: {
+      pool::ThreadPoolOptions options;
+      options.progress = progress_;
+      pool::FreeThreadPool workers(ncores_, std::move(options));
+      return body(workers);
+    }
+    case Backend::kSerial:
+      break;
+  }
+  SerialPool workers;
+  return body(workers);
+}
+
+}  // namespace examples
+
+#endif  // EXAMPLES_EXAMPLE_H_
