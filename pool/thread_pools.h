@@ -172,9 +172,9 @@ class ThreadPoolBase {
   template <class R, class F, class Inputs>
   std::vector<R> blocking_map(F& f, const Inputs& inputs, std::size_t chunksize) {
     if (!progress_) return detail::thread_map<R>(*core_, f, inputs, chunksize);
-    return detail::run_with_progress(detail::progress_total(inputs), "map", [&](auto counter) {
-      detail::Counted<F&> counted{f, counter};
-      return detail::thread_map<R>(*core_, counted, inputs, chunksize);
+    return detail::run_with_progress(detail::progress_total(inputs), "map", [&](auto counted) {
+      auto function = counted.template operator()<F&>(f);  // f used in place
+      return detail::thread_map<R>(*core_, function, inputs, chunksize);
     });
   }
 
@@ -185,10 +185,10 @@ class ThreadPoolBase {
                                                 std::forward<Inputs>(inputs), chunksize);
     }
     return detail::stream_with_progress(
-        detail::progress_total(inputs), description, [&](auto counter) {
-          return detail::thread_imap<Out, kOrdered>(
-              *core_, detail::Counted<std::decay_t<F>>{std::forward<F>(f), counter},
-              std::forward<Inputs>(inputs), chunksize);
+        detail::progress_total(inputs), description, [&](auto counted) {
+          return detail::thread_imap<Out, kOrdered>(*core_,
+                                                    counted(std::decay_t<F>(std::forward<F>(f))),
+                                                    std::forward<Inputs>(inputs), chunksize);
         });
   }
 
@@ -344,9 +344,10 @@ T ThreadPoolBase::map_reduce(F&& f, const Inputs& inputs, Op op, T init, std::si
       return detail::thread_map_reduce(*core_, f, inputs, op, std::move(init), chunksize);
     }
     return detail::run_with_progress(
-        detail::progress_total(inputs), "map_reduce", [&](auto counter) {
-          detail::Counted<std::remove_reference_t<F>&> counted{f, counter};
-          return detail::thread_map_reduce(*core_, counted, inputs, op, std::move(init), chunksize);
+        detail::progress_total(inputs), "map_reduce", [&](auto counted) {
+          auto function = counted.template operator()<std::remove_reference_t<F>&>(f);
+          return detail::thread_map_reduce(*core_, function, inputs, op, std::move(init),
+                                           chunksize);
         });
   } else {
     return init;
