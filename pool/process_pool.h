@@ -108,9 +108,10 @@ class ProcessPool {
   std::vector<MapResult<F, Inputs>> map(F&& f, const Inputs& inputs, std::size_t chunksize = 0) {
     if (progress_) {
       check_map<F, Inputs>();
-      return detail::run_with_progress(detail::progress_total(inputs), "map", [&](auto counted) {
-        return map_async(counted(std::decay_t<F>(f)), inputs, chunksize).get();
-      });
+      return detail::run_with_progress(
+          detail::progress_total(inputs), "map", [&](const auto& session) {
+            return map_async(session.counted(std::decay_t<F>(f)), inputs, chunksize).get();
+          });
     }
     return map_async(std::forward<F>(f), inputs, chunksize).get();
   }
@@ -209,9 +210,9 @@ class ProcessPool {
     if (progress_) {
       check_stream<F, Inputs>();
       return detail::run_with_progress(
-          detail::progress_total(inputs), "map_reduce", [&](auto counted) {
-            return map_reduce_in_chunks(counted(std::decay_t<F>(f)), std::forward<Inputs>(inputs),
-                                        op, init, chunksize);
+          detail::progress_total(inputs), "map_reduce", [&](const auto& session) {
+            return map_reduce_in_chunks(session.counted(std::decay_t<F>(f)),
+                                        std::forward<Inputs>(inputs), op, init, chunksize);
           });
     }
     return map_reduce_in_chunks(std::forward<F>(f), std::forward<Inputs>(inputs), op, init,
@@ -277,7 +278,7 @@ class ProcessPool {
       check_stream<F, Inputs>();
       return detail::stream_with_progress(
           detail::progress_total(inputs), description,
-          [&](auto counted) { return make(counted(std::decay_t<F>(f))); });
+          [&](const auto& session) { return make(session.counted(std::decay_t<F>(f))); });
     }
     return make(std::forward<F>(f));
   }

@@ -172,10 +172,11 @@ class ThreadPoolBase {
   template <class R, class F, class Inputs>
   std::vector<R> blocking_map(F& f, const Inputs& inputs, std::size_t chunksize) {
     if (!progress_) return detail::thread_map<R>(*core_, f, inputs, chunksize);
-    return detail::run_with_progress(detail::progress_total(inputs), "map", [&](auto counted) {
-      auto function = counted.template operator()<F&>(f);  // f used in place
-      return detail::thread_map<R>(*core_, function, inputs, chunksize);
-    });
+    return detail::run_with_progress(
+        detail::progress_total(inputs), "map", [&](const auto& session) {
+          auto function = session.template counted<F&>(f);  // f used in place
+          return detail::thread_map<R>(*core_, function, inputs, chunksize);
+        });
   }
 
   template <class Out, bool kOrdered, class F, class Inputs>
@@ -185,10 +186,10 @@ class ThreadPoolBase {
                                                 std::forward<Inputs>(inputs), chunksize);
     }
     return detail::stream_with_progress(
-        detail::progress_total(inputs), description, [&](auto counted) {
-          return detail::thread_imap<Out, kOrdered>(*core_,
-                                                    counted(std::decay_t<F>(std::forward<F>(f))),
-                                                    std::forward<Inputs>(inputs), chunksize);
+        detail::progress_total(inputs), description, [&](const auto& session) {
+          return detail::thread_imap<Out, kOrdered>(
+              *core_, session.counted(std::decay_t<F>(std::forward<F>(f))),
+              std::forward<Inputs>(inputs), chunksize);
         });
   }
 
@@ -344,8 +345,8 @@ T ThreadPoolBase::map_reduce(F&& f, const Inputs& inputs, Op op, T init, std::si
       return detail::thread_map_reduce(*core_, f, inputs, op, std::move(init), chunksize);
     }
     return detail::run_with_progress(
-        detail::progress_total(inputs), "map_reduce", [&](auto counted) {
-          auto function = counted.template operator()<std::remove_reference_t<F>&>(f);
+        detail::progress_total(inputs), "map_reduce", [&](const auto& session) {
+          auto function = session.template counted<std::remove_reference_t<F>&>(f);
           return detail::thread_map_reduce(*core_, function, inputs, op, std::move(init),
                                            chunksize);
         });

@@ -3,21 +3,8 @@
 # status 2 for bad flags.
 set -u
 bin=examples/slow_series
-failures=0
-cases=""
-# Each check is one test case in the JUnit XML that Bazel reads from $XML_OUTPUT_FILE.
-check() {  # name, condition...
-  local name=$1
-  shift
-  if "$@"; then
-    echo "[       OK ] $name"
-    cases+="<testcase name=\"$name\" classname=\"ExamplesCli\"/>"
-  else
-    echo "[  FAILED  ] $name"
-    failures=$((failures + 1))
-    cases+="<testcase name=\"$name\" classname=\"ExamplesCli\"><failure message=\"failed\"/></testcase>"
-  fi
-}
+SUITE=ExamplesCli
+source tests/junit.sh
 
 out=$($bin --n 1000000 --ncores 2)
 check PrintsTheIntervalsLikeTheCourse grep -qx 'running with 2 processes over \[(1, 500000), (500001, 1000000)\]' <<<"$out"
@@ -71,10 +58,4 @@ done
 check CtrlCSaysInterruptedOnprocess grep -qx "slow_series: interrupted" "$tmp/int.process.err"
 set +m
 
-if [ -n "${XML_OUTPUT_FILE:-}" ]; then
-  printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testsuite name="ExamplesCli">%s</testsuite></testsuites>\n' \
-    "$cases" >"$XML_OUTPUT_FILE"
-fi
-
-echo "$failures failed"
-[ "$failures" -eq 0 ]
+finish

@@ -1,4 +1,5 @@
-# Sourced by shell tests: check NAME COMMAND... runs one test case, and finish writes the JUnit XML
+# Sourced by shell tests: check NAME COMMAND... runs one test case, skip NAME WHY records one
+# skipped, and finish writes the JUnit XML
 # that Bazel reads from $XML_OUTPUT_FILE and returns the test's exit status.
 # Set SUITE before sourcing; it names the suite and the cases' class.
 failures=0
@@ -15,6 +16,11 @@ check() {  # name, command...
     failures=$((failures + 1))
     cases+="<testcase name=\"$name\" classname=\"$SUITE\"><failure message=\"failed\"/></testcase>"
   fi
+}
+
+skip() {  # name, why
+  echo "[ SKIPPED  ] $1: $2"
+  cases+="<testcase name=\"$1\" classname=\"$SUITE\"><skipped message=\"$2\"/></testcase>"
 }
 
 finish() {

@@ -9,25 +9,8 @@ if [ -z "$tmp" ]; then  # run by hand, outside Bazel
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
 fi
-failures=0
-cases=""
-# Each check is one test case in the JUnit XML that Bazel reads from $XML_OUTPUT_FILE.
-check() {  # name, condition...
-  local name=$1
-  shift
-  if "$@"; then
-    echo "[       OK ] $name"
-    cases+="<testcase name=\"$name\" classname=\"Scaling\"/>"
-  else
-    echo "[  FAILED  ] $name"
-    failures=$((failures + 1))
-    cases+="<testcase name=\"$name\" classname=\"Scaling\"><failure message=\"failed\"/></testcase>"
-  fi
-}
-skip() {  # name, why
-  echo "[ SKIPPED  ] $1: $2"
-  cases+="<testcase name=\"$1\" classname=\"Scaling\"><skipped message=\"$2\"/></testcase>"
-}
+SUITE=Scaling
+source tests/junit.sh
 # The table under a title line: its header, separator and rows.
 table() {  # title, markdown
   awk -v title="$1" '$0 == title { on = 1; next } on && /^\|/ { print; next } on && /^$/ && seen++ { exit }' <<<"$2"
@@ -139,10 +122,4 @@ for target in group tool; do
 done
 set +m
 
-if [ -n "${XML_OUTPUT_FILE:-}" ]; then
-  printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testsuite name="Scaling">%s</testsuite></testsuites>\n' \
-    "$cases" >"$XML_OUTPUT_FILE"
-fi
-
-echo "$failures failed"
-[ "$failures" -eq 0 ]
+finish

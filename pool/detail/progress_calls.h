@@ -80,7 +80,7 @@ struct Counted {
 
   // Only for a function that is itself serializable (it then travels by cereal, not as bytes).
   template <class Archive>
-    requires kCerealSerializable<std::remove_cvref_t<Fn>>
+  requires kCerealSerializable<std::remove_cvref_t<Fn>>
   void serialize(Archive& archive) {
     archive(function, cereal::binary_data(&done, sizeof(done)), call);
   }
@@ -97,13 +97,13 @@ struct Counted {
 class ProgressSession final : public WaitHook {
  public:
   ProgressSession(std::optional<std::uint64_t> total, std::string description)
-      : counter_(1),
-        cell_(counter_.data()),
-        bar_(total, options(std::move(description))) {}
+      : counter_(1), cell_(counter_.data()), bar_(total, options(std::move(description))) {}
 
-  SharedSpan<std::uint64_t> counter() const { return counter_.span(); }
-  // Unique within this process, which is where every call starts.
-  std::uint64_t call() const { return call_; }
+  // f as the call's task function: it counts its items into this session. Fn may be a reference.
+  template <class Fn>
+  Counted<Fn> counted(Fn&& f) const {
+    return Counted<Fn>{std::forward<Fn>(f), counter_.span(), call_};
+  }
   std::uint64_t done() const {
     return std::atomic_ref<std::uint64_t>(*cell_).load(std::memory_order_relaxed);
   }
@@ -128,7 +128,7 @@ class ProgressSession final : public WaitHook {
 
   SharedArray<std::uint64_t> counter_;
   std::uint64_t* cell_;
-  std::uint64_t call_ = next_call();
+  std::uint64_t call_ = next_call();  // unique within this process, where every call starts
   ProgressBar bar_;
 };
 
@@ -141,15 +141,13 @@ std::optional<std::uint64_t> progress_total(const Inputs& inputs) {
   }
 }
 
-// body(counted) runs the call with counted(f), a Counted<Fn> of f, as its task function; the bar
-// is drawn meanwhile.
+// body(session) runs the call with session.counted(f) as its task function; the bar is drawn
+// meanwhile.
 template <class Body>
 auto run_with_progress(std::optional<std::uint64_t> total, const char* description, Body&& body) {
   ProgressSession session(total, description);
   ScopedWaitHook hook(&session);
-  auto result = std::forward<Body>(body)([&session]<class Fn>(Fn&& f) {
-    return Counted<Fn>{std::forward<Fn>(f), session.counter(), session.call()};
-  });
+  auto result = std::forward<Body>(body)(std::as_const(session));
   session.finish(total);  // it succeeded: every item ran
   return result;
 }
@@ -187,15 +185,12 @@ class ProgressSource final : public StreamSource<T> {
   std::unique_ptr<StreamSource<T>> inner_;
 };
 
-// make_stream(counted) builds the stream over counted(f), as run_with_progress.
+// make_stream(session) builds the stream over session.counted(f), as run_with_progress.
 template <class MakeStream>
 auto stream_with_progress(std::optional<std::uint64_t> total, const char* description,
                           MakeStream&& make_stream) {
   auto session = std::make_unique<ProgressSession>(total, description);
-  ProgressSession* counting = session.get();
-  auto stream = std::forward<MakeStream>(make_stream)([counting]<class Fn>(Fn&& f) {
-    return Counted<Fn>{std::forward<Fn>(f), counting->counter(), counting->call()};
-  });
+  auto stream = std::forward<MakeStream>(make_stream)(std::as_const(*session));
   using T = typename decltype(stream)::value_type;
   return ResultStream<T>(
       std::make_unique<ProgressSource<T>>(std::move(session), std::move(stream)));
