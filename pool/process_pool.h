@@ -80,14 +80,6 @@ struct ProcessPoolOptions {
   bool progress = false;
 };
 
-// The result type of f on one item of inputs.
-template <class F, class Inputs>
-using MapResult = typename detail::MapTypes<std::decay_t<F>, const Inputs&>::Result;
-
-// The result type of f on one item of a streamed input (imap, map_reduce).
-template <class F, class Inputs>
-using StreamResult = typename detail::MapTypes<std::decay_t<F>, std::views::all_t<Inputs>>::Result;
-
 class ProcessPool {
  public:
   // One worker per CPU this process may use (see available_cpus()).

@@ -159,4 +159,16 @@ void run_reduce_job(WorkerContext& context, std::uint64_t chunk) {
 
 }  // namespace pool::detail
 
+namespace pool {
+
+// The result type of f on one item of inputs.
+template <class F, class Inputs>
+using MapResult = typename detail::MapTypes<std::decay_t<F>, const Inputs&>::Result;
+
+// The result type of f on one item of a streamed input (imap, map_reduce).
+template <class F, class Inputs>
+using StreamResult = typename detail::MapTypes<std::decay_t<F>, std::views::all_t<Inputs>>::Result;
+
+}  // namespace pool
+
 #endif  // POOL_DETAIL_MAP_JOB_H_

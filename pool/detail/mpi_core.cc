@@ -1,0 +1,792 @@
+#include "pool/detail/mpi_core.h"
+
+#include <mpi.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "pool/detail/mpi_runner.h"
+#include "pool/detail/serialization.h"
+#include "pool/errors.h"
+
+namespace pool::detail {
+
+// ---------------------------------------------------------------------------------------------
+// Registry of runners.
+
+namespace {
+
+struct RegisteredRunner {
+  std::string type_name;
+  MakeMpiRunner make = nullptr;
+  bool ambiguous = false;
+};
+
+std::map<std::uint64_t, RegisteredRunner>& runner_registry() {
+  static std::map<std::uint64_t, RegisteredRunner> registry;
+  return registry;
+}
+
+std::mutex& runner_registry_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+std::uint64_t fnv1a(const char* text) {
+  std::uint64_t hash = 1469598103934665603ULL;
+  for (; *text != '\0'; ++text) {
+    hash ^= static_cast<unsigned char>(*text);
+    hash *= 1099511628211ULL;
+  }
+  return hash == 0 ? 1 : hash;
+}
+
+}  // namespace
+
+std::uint64_t register_mpi_runner(const char* type_name, MakeMpiRunner make) {
+  std::lock_guard<std::mutex> guard(runner_registry_mutex());
+  const std::uint64_t id = fnv1a(type_name);
+  auto [it, inserted] = runner_registry().try_emplace(id, RegisteredRunner{type_name, make});
+  // Equal names with different code: types in anonymous namespaces of two files.
+  if (!inserted && (it->second.make != make || it->second.type_name != type_name)) {
+    it->second.ambiguous = true;
+  }
+  return id;
+}
+
+MakeMpiRunner find_mpi_runner(std::uint64_t id) {
+  std::lock_guard<std::mutex> guard(runner_registry_mutex());
+  const auto it = runner_registry().find(id);
+  if (it == runner_registry().end()) {
+    throw std::logic_error(
+        "pool::MpiPool: this rank does not know the task's type; every rank must run the same "
+        "program");
+  }
+  if (it->second.ambiguous) {
+    throw std::logic_error("pool::MpiPool: two different task types are both named '" +
+                           demangle(it->second.type_name.c_str()) +
+                           "' (types in anonymous namespaces of two files?); rename one");
+  }
+  return it->second.make;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages.
+
+namespace {
+
+enum Tag : int { kCommand = 1, kReply = 2, kPayload = 3, kDeath = 4 };
+enum class Command : std::uint32_t { kJob = 1, kChunk = 2, kDrop = 3, kStop = 4 };
+enum class Status : std::uint32_t { kDone = 1, kFailed = 2 };
+
+struct CommandHeader {
+  Command command;
+  std::uint32_t unused = 0;
+  std::uint64_t job = 0;
+  std::uint64_t runner = 0;  // kJob
+  std::uint64_t chunk = 0;   // kChunk: index, first item, count, first range value
+  std::int64_t first_item = 0;
+  std::uint64_t count = 0;
+  std::int64_t range_first = 0;
+};
+
+struct ReplyHeader {
+  std::uint64_t job = 0;
+  std::uint64_t chunk = 0;
+  Status status = Status::kDone;
+  std::uint32_t unused = 0;
+  std::uint64_t payload_size = 0;
+};
+
+struct DeathNotice {
+  std::int32_t signal_number = 0;
+  std::int32_t unused = 0;
+  std::uint64_t job = 0;
+  std::uint64_t chunk = 0;
+};
+
+int checked_count(std::size_t bytes) {
+  if (bytes > static_cast<std::size_t>(INT_MAX)) {
+    throw std::length_error("pool::MpiPool: a message over 2 GiB; use a smaller chunksize");
+  }
+  return static_cast<int>(bytes);
+}
+
+void check(int code, const char* what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw std::runtime_error(std::string("pool::MpiPool: ") + what + " failed: " +
+                           std::string(text, static_cast<std::size_t>(length)));
+}
+
+// Waits without spinning for long: a rank waiting must leave its core to the ranks computing,
+// which often share the node. Yields first, then sleeps 10 us, doubling up to 1 ms.
+class Backoff {
+ public:
+  void reset() { rounds_ = 0; }
+  void pause() {
+    ++rounds_;
+    if (rounds_ < 50) {
+      sched_yield();
+      return;
+    }
+    const int doublings = std::min(rounds_ - 50, 7);
+    std::this_thread::sleep_for(std::chrono::microseconds(10 << doublings));
+  }
+
+ private:
+  int rounds_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The process's MPI session, shared by every pool the program creates.
+
+struct Session {
+  bool started = false;
+  bool we_initialized = false;
+  MPI_Comm comm = MPI_COMM_NULL;
+  int rank = 0;
+  int size = 1;
+  bool pool_alive = false;
+};
+
+Session& session() {
+  static Session state;
+  return state;
+}
+
+void finalize_at_exit() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+// MPI_Finalize first deletes MPI_COMM_SELF's attributes: the hook that stops the worker ranks,
+// whether the program or finalize_at_exit() finalizes.
+int stop_workers_at_finalize(MPI_Comm, int, void*, void*) {
+  Session& state = session();
+  CommandHeader stop{Command::kStop};
+  for (int rank = 1; rank < state.size; ++rank) {
+    MPI_Send(&stop, sizeof stop, MPI_BYTE, rank, kCommand, state.comm);
+  }
+  return MPI_SUCCESS;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker ranks.
+
+struct RunningChunk {
+  std::atomic<std::uint64_t> job{0};
+  std::atomic<std::uint64_t> chunk{0};
+};
+RunningChunk running_chunk;
+
+constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+struct sigaction previous_fatal_actions[sizeof kFatalSignals / sizeof kFatalSignals[0]];
+
+// Best effort: tell rank 0 which chunk dies with this rank, then die by the previous action
+// (Open MPI's handler prints a backtrace). Rank 0 also copes when this notice never comes.
+void on_fatal_signal(int signal_number) {
+  DeathNotice notice{signal_number, 0, running_chunk.job.load(), running_chunk.chunk.load()};
+  MPI_Request request;
+  if (MPI_Isend(&notice, sizeof notice, MPI_BYTE, 0, kDeath, session().comm, &request) ==
+      MPI_SUCCESS) {
+    for (int i = 0; i < 1000; ++i) {
+      int done = 0;
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+      if (done) break;
+      usleep(1000);
+    }
+  }
+  for (std::size_t i = 0; i < sizeof kFatalSignals / sizeof kFatalSignals[0]; ++i) {
+    if (kFatalSignals[i] == signal_number) sigaction(signal_number, &previous_fatal_actions[i], nullptr);
+  }
+  raise(signal_number);
+}
+
+void install_fatal_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_fatal_signal;
+  sigemptyset(&action.sa_mask);
+  for (std::size_t i = 0; i < sizeof kFatalSignals / sizeof kFatalSignals[0]; ++i) {
+    sigaction(kFatalSignals[i], &action, &previous_fatal_actions[i]);
+  }
+}
+
+void send_reply(MPI_Comm comm, const ReplyHeader& reply, const std::string& payload) {
+  check(MPI_Send(&reply, sizeof reply, MPI_BYTE, 0, kReply, comm), "MPI_Send");
+  if (!payload.empty()) {
+    check(MPI_Send(payload.data(), checked_count(payload.size()), MPI_BYTE, 0, kPayload, comm),
+          "MPI_Send");
+  }
+}
+
+[[noreturn]] void serve() {
+  Session& state = session();
+  install_fatal_signal_handlers();
+  struct Call {
+    std::unique_ptr<MpiRunner> runner;
+    std::string error;  // why there is no runner
+  };
+  std::unordered_map<std::uint64_t, Call> calls;
+  std::vector<std::byte> message;
+  Backoff backoff;
+  for (;;) {
+    MPI_Status status;
+    int arrived = 0;
+    check(MPI_Iprobe(0, kCommand, state.comm, &arrived, &status), "MPI_Iprobe");
+    if (!arrived) {
+      backoff.pause();
+      continue;
+    }
+    backoff.reset();
+    int bytes = 0;
+    MPI_Get_count(&status, MPI_BYTE, &bytes);
+    message.resize(static_cast<std::size_t>(bytes));
+    check(MPI_Recv(message.data(), bytes, MPI_BYTE, 0, kCommand, state.comm, MPI_STATUS_IGNORE),
+          "MPI_Recv");
+    CommandHeader header;
+    std::memcpy(&header, message.data(), sizeof header);
+    const std::byte* body = message.data() + sizeof header;
+    const std::size_t body_size = message.size() - sizeof header;
+
+    if (header.command == Command::kStop) break;
+    if (header.command == Command::kDrop) {
+      calls.erase(header.job);
+      continue;
+    }
+    if (header.command == Command::kJob) {
+      Call& call = calls[header.job];
+      try {
+        call.runner = find_mpi_runner(header.runner)(body, body_size);
+      } catch (const std::exception& error) {
+        call.error = error.what();
+      }
+      continue;
+    }
+    // A chunk.
+    ReplyHeader reply{header.job, header.chunk};
+    std::string payload;
+    std::int64_t item = header.first_item;
+    Call& call = calls[header.job];
+    running_chunk.job.store(header.job);
+    running_chunk.chunk.store(header.chunk);
+    try {
+      if (!call.runner) throw std::logic_error(call.error);
+      const MpiChunkInput input{header.first_item, header.count, header.range_first, body,
+                                body_size};
+      call.runner->run(input, payload, item);
+    } catch (...) {
+      reply.status = Status::kFailed;
+      payload = encode_one(TaskFailure::capture(item, std::current_exception()));
+    }
+    running_chunk.job.store(0);
+    reply.payload_size = payload.size();
+    send_reply(state.comm, reply, payload);
+  }
+  calls.clear();
+  MPI_Comm_free(&state.comm);
+  MPI_Finalize();
+  std::exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rank 0: ending the job when a worker rank dies.
+
+std::atomic<int> termination_signal{0};
+std::atomic<bool> in_drive{false};
+std::atomic<std::uint64_t> chunks_out{0};
+struct sigaction previous_term_action;
+bool term_handler_installed = false;
+
+void write_all(const char* text) {
+  std::size_t left = strlen(text);
+  while (left > 0) {
+    const ssize_t written = write(STDERR_FILENO, text, left);
+    if (written <= 0) return;
+    text += written;
+    left -= static_cast<std::size_t>(written);
+  }
+}
+
+// mpirun and srun end a job in which a rank died by sending SIGTERM to the others. Inside a pool
+// wait the loop reports the lost chunks; elsewhere only what is safe in a handler is said.
+void on_termination_signal(int signal_number) {
+  if (in_drive.load()) {
+    termination_signal.store(signal_number);
+    return;
+  }
+  char digits[24];
+  std::uint64_t value = chunks_out.load();
+  char* at = digits + sizeof digits;
+  *--at = '\0';
+  do {
+    *--at = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  write_all("pool::MpiPool: rank 0 received SIGTERM (the MPI job is ending: a rank died or was "
+            "killed, or the job was cancelled); chunks in flight, now lost: ");
+  write_all(at);
+  write_all("\n");
+  _exit(128 + signal_number);
+}
+
+void install_termination_handler() {
+  struct sigaction current {};
+  sigaction(SIGTERM, nullptr, &current);
+  if (current.sa_handler != SIG_DFL) return;  // the program's own handler stays
+  struct sigaction action {};
+  action.sa_handler = on_termination_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, &previous_term_action);
+  term_handler_installed = true;
+}
+
+void remove_termination_handler() {
+  if (!term_handler_installed) return;
+  sigaction(SIGTERM, &previous_term_action, nullptr);
+  term_handler_installed = false;
+}
+
+class DriveScope {
+ public:
+  DriveScope() : outer_(in_drive.exchange(true)) {}
+  ~DriveScope() { in_drive.store(outer_); }
+
+ private:
+  bool outer_;
+};
+
+std::string signal_name(int signal_number) {
+  const char* text = strsignal(signal_number);
+  return "signal " + std::to_string(signal_number) + " (" + (text ? text : "?") + ")";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Rank 0.
+
+struct MpiInFlight {
+  std::shared_ptr<MpiJob> job;
+  MpiChunk chunk;  // without its items
+};
+
+struct MpiRank {
+  int rank = 0;
+  std::deque<MpiInFlight> in_flight;
+};
+
+struct MpiSend {
+  MPI_Request request = MPI_REQUEST_NULL;
+  std::vector<std::byte> bytes;
+};
+
+void MpiJob::show_progress(std::optional<std::uint64_t> total, const char* description) {
+  ProgressBarOptions options;
+  options.description = description;
+  bar_ = std::make_unique<ProgressBar>(total, std::move(options));
+}
+
+void MpiJob::count_done(std::uint64_t items) {
+  items_done_ += items;
+  if (bar_) bar_->update(items_done_);
+}
+
+void MpiJob::end_progress() {
+  if (bar_) bar_->finish();
+  bar_.reset();
+}
+
+void MpiPoolCore::start() {
+  Session& state = session();
+  if (!state.started) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+      int provided = 0;
+      check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init");
+      state.we_initialized = true;
+      std::atexit(finalize_at_exit);
+    }
+    check(MPI_Comm_dup(MPI_COMM_WORLD, &state.comm), "MPI_Comm_dup");
+    MPI_Comm_rank(state.comm, &state.rank);
+    MPI_Comm_size(state.comm, &state.size);
+    state.started = true;
+    if (state.rank == 0 && state.size > 1) {
+      int key = MPI_KEYVAL_INVALID;
+      check(MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, stop_workers_at_finalize, &key, nullptr),
+            "MPI_Comm_create_keyval");
+      check(MPI_Comm_set_attr(MPI_COMM_SELF, key, nullptr), "MPI_Comm_set_attr");
+    }
+  }
+  if (state.rank != 0) serve();
+}
+
+int MpiPoolCore::rank() {
+  start();
+  return session().rank;
+}
+
+int MpiPoolCore::world_size() {
+  start();
+  return session().size;
+}
+
+MpiPoolCore::MpiPoolCore(int workers) {
+  start();
+  Session& state = session();
+  if (state.pool_alive) {
+    throw std::logic_error(
+        "pool::MpiPool: another MpiPool is alive; the worker ranks serve one pool at a time");
+  }
+  const int available = state.size - 1;
+  if (workers < 0) throw std::invalid_argument("pool::MpiPool: workers must be >= 0");
+  if (workers > std::max(available, 1)) {
+    throw std::invalid_argument("pool::MpiPool: " + std::to_string(workers) +
+                                " workers asked for, but the MPI job has " +
+                                std::to_string(available) + " worker ranks (mpirun -np " +
+                                std::to_string(state.size) + "; rank 0 hands out the work)");
+  }
+  const int used = workers == 0 ? available : std::min(workers, available);
+  for (int rank = 1; rank <= used; ++rank) ranks_.push_back(MpiRank{rank, {}});
+  state.pool_alive = true;
+  if (!ranks_.empty()) install_termination_handler();
+}
+
+MpiPoolCore::~MpiPoolCore() {
+  try {
+    if (!terminated_) {
+      close();
+      join();
+    } else {
+      drive_until([this] { return jobs_.empty(); }, std::nullopt);
+    }
+    wait_sends();
+  } catch (...) {
+    // A destructor must not throw; the calls that failed said so to their callers.
+  }
+  remove_termination_handler();
+  session().pool_alive = false;
+}
+
+int MpiPoolCore::size() const { return ranks_.empty() ? 1 : static_cast<int>(ranks_.size()); }
+
+void MpiPoolCore::check_can_submit() const {
+  if (closed_ || terminated_) throw PoolNotRunning("pool::MpiPool: the pool is not running");
+}
+
+void MpiPoolCore::submit(std::shared_ptr<MpiJob> job) {
+  check_can_submit();
+  job->id_ = next_job_id_++;
+  jobs_.push_back(std::move(job));
+}
+
+void MpiPoolCore::close() { closed_ = true; }
+
+void MpiPoolCore::join() {
+  if (!closed_ && !terminated_) {
+    throw std::logic_error("pool::MpiPool::join: call close() or terminate() first");
+  }
+  drive_until([this] { return jobs_.empty(); }, std::nullopt);
+}
+
+void MpiPoolCore::terminate() {
+  if (terminated_) return;
+  terminated_ = true;
+  closed_ = true;
+  // A task running on another rank cannot be stopped from here: the rest is cancelled and the
+  // running chunks' results are dropped as they come.
+  for (const auto& job : jobs_) {
+    job->cancel(std::make_exception_ptr(PoolNotRunning("pool::MpiPool: the pool was terminated")));
+  }
+  drive_until([this] { return jobs_.empty(); }, std::nullopt);
+}
+
+void MpiPoolCore::abandon(const std::shared_ptr<MpiJob>& job) {
+  job->cancel(nullptr);
+  drive_until(
+      [&] { return std::find(jobs_.begin(), jobs_.end(), job) == jobs_.end(); }, std::nullopt);
+}
+
+bool MpiPoolCore::drive_until(const std::function<bool()>& done,
+                              std::optional<Clock::time_point> deadline) {
+  DriveScope scope;
+  Backoff backoff;
+  for (;;) {
+    if (const int signal_number = termination_signal.load()) die_on_signal(signal_number);
+    if (done()) return true;
+    bool progressed = local() ? run_locally() : hand_out();
+    if (!local()) progressed = receive_replies() || progressed;
+    progressed = settle_finished() || progressed;
+    test_sends();
+    if (done()) return true;
+    if (deadline && Clock::now() >= *deadline) return false;
+    if (progressed) {
+      backoff.reset();
+      continue;
+    }
+    if (chunks_out.load() == 0 && sends_.empty()) return done();  // nothing can change
+    backoff.pause();
+  }
+}
+
+bool MpiPoolCore::hand_out() {
+  bool handed = false;
+  for (;;) {
+    auto rank = std::min_element(ranks_.begin(), ranks_.end(), [](const auto& a, const auto& b) {
+      return a.in_flight.size() < b.in_flight.size();
+    });
+    if (rank->in_flight.size() >= kChunksPerRank) return handed;
+    MpiChunk chunk;
+    std::shared_ptr<MpiJob> job;
+    for (const auto& candidate : jobs_) {
+      if (candidate->next_chunk(chunk)) {
+        job = candidate;
+        break;
+      }
+    }
+    if (!job) return handed;
+    if (std::find(job->ranks_told_.begin(), job->ranks_told_.end(), rank->rank) ==
+        job->ranks_told_.end()) {
+      CommandHeader header{Command::kJob, 0, job->id_, job->runner_};
+      send(rank->rank, &header, sizeof header, job->state_);
+      job->ranks_told_.push_back(rank->rank);
+    }
+    CommandHeader header{Command::kChunk, 0,           job->id_,    0,
+                         chunk.index,     chunk.first_item, chunk.count, chunk.range_first};
+    send(rank->rank, &header, sizeof header, chunk.items);
+    chunk.items.clear();
+    chunk.items.shrink_to_fit();
+    ++job->in_flight_;
+    chunks_out.fetch_add(1);
+    rank->in_flight.push_back(MpiInFlight{std::move(job), std::move(chunk)});
+    handed = true;
+  }
+}
+
+bool MpiPoolCore::run_locally() {
+  MpiChunk chunk;
+  std::shared_ptr<MpiJob> job;
+  for (const auto& candidate : jobs_) {
+    if (candidate->next_chunk(chunk)) {
+      job = candidate;
+      break;
+    }
+  }
+  if (!job) return false;
+  auto runner = std::find_if(local_runners_.begin(), local_runners_.end(),
+                             [&](const auto& entry) { return entry.first == job.get(); });
+  std::string error;
+  if (runner == local_runners_.end()) {
+    std::unique_ptr<MpiRunner> made;
+    try {
+      made = find_mpi_runner(job->runner_)(
+          reinterpret_cast<const std::byte*>(job->state_.data()), job->state_.size());
+    } catch (const std::exception& failure) {
+      error = failure.what();
+    }
+    local_runners_.emplace_back(job.get(), std::move(made));
+    runner = std::prev(local_runners_.end());
+  }
+  std::string payload;
+  std::int64_t item = chunk.first_item;
+  try {
+    if (!runner->second) throw std::logic_error(error);
+    const MpiChunkInput input{chunk.first_item, chunk.count, chunk.range_first,
+                              reinterpret_cast<const std::byte*>(chunk.items.data()),
+                              chunk.items.size()};
+    runner->second->run(input, payload, item);
+  } catch (...) {
+    job->chunk_failed(chunk, TaskFailure::capture(item, std::current_exception()));
+    return true;
+  }
+  const auto* bytes = reinterpret_cast<const std::byte*>(payload.data());
+  if (std::byte* destination = job->destination(chunk, payload.size())) {
+    std::memcpy(destination, bytes, payload.size());
+    job->chunk_done(chunk, nullptr, payload.size(), true);
+  } else {
+    job->chunk_done(chunk, bytes, payload.size(), false);
+  }
+  job->count_done(chunk.count);
+  return true;
+}
+
+bool MpiPoolCore::receive_replies() {
+  Session& state = session();
+  bool received = false;
+  for (;;) {
+    handle_death_notices();
+    MPI_Status status;
+    int arrived = 0;
+    check(MPI_Iprobe(MPI_ANY_SOURCE, kReply, state.comm, &arrived, &status), "MPI_Iprobe");
+    if (!arrived) return received;
+    received = true;
+    const int source = status.MPI_SOURCE;
+    ReplyHeader reply;
+    check(MPI_Recv(&reply, sizeof reply, MPI_BYTE, source, kReply, state.comm, MPI_STATUS_IGNORE),
+          "MPI_Recv");
+    MpiRank& rank = ranks_.at(static_cast<std::size_t>(source - 1));
+    if (rank.in_flight.empty() || rank.in_flight.front().job->id_ != reply.job ||
+        rank.in_flight.front().chunk.index != reply.chunk) {
+      throw std::logic_error("pool::MpiPool: rank " + std::to_string(source) +
+                             " answered a chunk it was not given");
+    }
+    MpiInFlight done = std::move(rank.in_flight.front());
+    rank.in_flight.pop_front();
+    --done.job->in_flight_;
+    chunks_out.fetch_sub(1);
+    MpiJob& job = *done.job;
+    const std::size_t size = static_cast<std::size_t>(reply.payload_size);
+    std::byte* destination = reply.status == Status::kDone && size > 0
+                                 ? job.destination(done.chunk, size)
+                                 : nullptr;
+    if (destination == nullptr) {
+      buffer_.resize(size);
+      destination = buffer_.data();
+    }
+    if (size > 0) {
+      check(MPI_Recv(destination, checked_count(size), MPI_BYTE, source, kPayload, state.comm,
+                     MPI_STATUS_IGNORE),
+            "MPI_Recv");
+    }
+    if (reply.status == Status::kFailed) {
+      Decoder<TaskFailure> decode(buffer_.data(), size);
+      job.chunk_failed(done.chunk, decode.next());
+    } else {
+      const bool in_place = destination != buffer_.data();
+      job.chunk_done(done.chunk, in_place ? nullptr : buffer_.data(), size, in_place);
+      job.count_done(done.chunk.count);
+    }
+  }
+}
+
+bool MpiPoolCore::settle_finished() {
+  bool settled = false;
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    MpiJob& job = **it;
+    if (job.in_flight_ > 0 || !job.exhausted()) {
+      ++it;
+      continue;
+    }
+    for (int rank : job.ranks_told_) {
+      CommandHeader header{Command::kDrop, 0, job.id_};
+      send(rank, &header, sizeof header, std::string());
+    }
+    std::erase_if(local_runners_, [&](const auto& entry) { return entry.first == &job; });
+    const std::shared_ptr<MpiJob> keep = *it;
+    it = jobs_.erase(it);
+    keep->end_progress();
+    keep->finish();
+    settled = true;
+  }
+  return settled;
+}
+
+void MpiPoolCore::send(int rank, const void* header, std::size_t header_size,
+                       const std::string& body) {
+  MpiSend& message = sends_.emplace_back();
+  message.bytes.resize(header_size + body.size());
+  std::memcpy(message.bytes.data(), header, header_size);
+  if (!body.empty()) std::memcpy(message.bytes.data() + header_size, body.data(), body.size());
+  check(MPI_Isend(message.bytes.data(), checked_count(message.bytes.size()), MPI_BYTE, rank,
+                  kCommand, session().comm, &message.request),
+        "MPI_Isend");
+}
+
+void MpiPoolCore::test_sends() {
+  for (auto it = sends_.begin(); it != sends_.end();) {
+    int done = 0;
+    check(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    it = done ? sends_.erase(it) : std::next(it);
+  }
+}
+
+void MpiPoolCore::wait_sends() {
+  Backoff backoff;
+  while (!sends_.empty()) {
+    test_sends();
+    if (!sends_.empty()) backoff.pause();
+  }
+}
+
+void MpiPoolCore::handle_death_notices() {
+  MPI_Status status;
+  int arrived = 0;
+  MPI_Iprobe(MPI_ANY_SOURCE, kDeath, session().comm, &arrived, &status);
+  if (!arrived) return;
+  DeathNotice notice;
+  MPI_Recv(&notice, sizeof notice, MPI_BYTE, status.MPI_SOURCE, kDeath, session().comm,
+           MPI_STATUS_IGNORE);
+  std::string report = "pool::MpiPool: rank " + std::to_string(status.MPI_SOURCE) + " died of " +
+                       signal_name(notice.signal_number);
+  for (const MpiRank& rank : ranks_) {
+    if (rank.rank != status.MPI_SOURCE || rank.in_flight.empty()) continue;
+    const MpiInFlight& running = rank.in_flight.front();
+    report += " while running " + std::string(running.job->name()) + " items " +
+              std::to_string(running.chunk.first_item) + "-" +
+              std::to_string(running.chunk.first_item +
+                             static_cast<std::int64_t>(running.chunk.count) - 1);
+  }
+  report += ".\n" + lost_work() + "pool::MpiPool: aborting the MPI job.\n";
+  write_all(report.c_str());
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  _exit(1);
+}
+
+void MpiPoolCore::die_on_signal(int signal_number) {
+  // A rank may have said why before it died.
+  try {
+    handle_death_notices();
+  } catch (...) {
+  }
+  const std::string report = "pool::MpiPool: rank 0 received " + signal_name(signal_number) +
+                             ": the MPI job is ending (a rank died or was killed, or the job was "
+                             "cancelled).\n" +
+                             lost_work();
+  write_all(report.c_str());
+  _exit(128 + signal_number);
+}
+
+std::string MpiPoolCore::lost_work() const {
+  std::ostringstream out;
+  out << "pool::MpiPool: lost:";
+  bool any = false;
+  for (const MpiRank& rank : ranks_) {
+    for (const MpiInFlight& chunk : rank.in_flight) {
+      out << (any ? "," : "") << " " << chunk.job->name() << " items " << chunk.chunk.first_item
+          << "-" << chunk.chunk.first_item + static_cast<std::int64_t>(chunk.chunk.count) - 1
+          << " on rank " << rank.rank;
+      any = true;
+    }
+  }
+  if (!any) out << " no chunk was running";
+  out << ".\n";
+  for (const auto& job : jobs_) {
+    out << "pool::MpiPool: " << job->name() << ": " << job->items_done() << " items done";
+    if (job->total()) out << " of " << *job->total();
+    out << ".\n";
+  }
+  return out.str();
+}
+
+}  // namespace pool::detail

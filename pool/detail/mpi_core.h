@@ -1,0 +1,156 @@
+// The mechanism under pool::MpiPool; mpi.h stays inside mpi_core.cc.
+//
+// Rank 0 hands out chunks: each worker rank holds at most kChunksPerRank of them (one running,
+// the next already on its way), and a rank that answers gets the next chunk of the oldest call
+// that has one. Worker ranks serve chunks until rank 0 finalizes MPI, through every pool the
+// program creates one after the other, then finalize and exit. Messages:
+//   rank 0 -> worker, kCommand: a call's runner and state (once per rank and call), a chunk, the
+//                               end of a call, or stop;
+//   worker -> rank 0, kReply then kPayload: a chunk's status, then its results or its failure;
+//   worker -> rank 0, kDeath: the worker is dying of a signal while running a chunk.
+// No rank spins while idle: waits poll with a backoff that ends in 1 ms sleeps.
+#ifndef POOL_DETAIL_MPI_CORE_H_
+#define POOL_DETAIL_MPI_CORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pool/async_result.h"
+#include "pool/detail/task_failure.h"
+#include "pool/progress_bar.h"
+
+namespace pool::detail {
+
+// A chunk as rank 0 hands it out.
+struct MpiChunk {
+  std::uint64_t index = 0;       // within its call
+  std::int64_t first_item = 0;   // index of its first item in the call's inputs
+  std::uint64_t count = 0;
+  std::int64_t range_first = 0;  // pool::range inputs: the value of the first item
+  std::string items;             // other inputs: the encoded items (moved out when sent)
+};
+
+// One call (map, imap, map_reduce, apply) on rank 0.
+class MpiJob {
+ public:
+  MpiJob(const char* name, std::uint64_t runner, std::string state)
+      : name_(name), runner_(runner), state_(std::move(state)) {}
+  virtual ~MpiJob() = default;
+  MpiJob(const MpiJob&) = delete;
+  MpiJob& operator=(const MpiJob&) = delete;
+
+  const char* name() const { return name_; }
+  std::uint64_t runner() const { return runner_; }
+  const std::string& state() const { return state_; }
+
+  // The next chunk to hand out; false when there is none now (inputs exhausted, a failure met, a
+  // stream's window full).
+  virtual bool next_chunk(MpiChunk& chunk) = 0;
+  // True once next_chunk will never give another chunk.
+  virtual bool exhausted() const = 0;
+  // Where `bytes` of results for `chunk` may be received in place, or nullptr.
+  virtual std::byte* destination(const MpiChunk& /*chunk*/, std::size_t /*bytes*/) {
+    return nullptr;
+  }
+  // The chunk's results: in `payload`, or already at destination() when in_place.
+  virtual void chunk_done(const MpiChunk& chunk, const std::byte* payload, std::size_t size,
+                          bool in_place) = 0;
+  virtual void chunk_failed(const MpiChunk& chunk, TaskFailure failure) = 0;
+  // Every chunk handed out was answered and exhausted() holds.
+  virtual void finish() = 0;
+  // The pool was terminated: give out no more chunks, fail the call, drop late results.
+  virtual void cancel(std::exception_ptr error) = 0;
+
+  // A progress bar for the call: items done are counted as chunks come back.
+  void show_progress(std::optional<std::uint64_t> total, const char* description);
+  void count_done(std::uint64_t items);
+  void end_progress();
+  std::uint64_t items_done() const { return items_done_; }
+  // The call's size when known, for reports.
+  std::optional<std::uint64_t> total() const { return total_; }
+  void set_total(std::optional<std::uint64_t> total) { total_ = total; }
+
+ private:
+  friend class MpiPoolCore;
+  const char* name_;
+  std::uint64_t runner_;
+  std::string state_;
+  std::uint64_t id_ = 0;            // set by the core
+  std::size_t in_flight_ = 0;       // chunks handed out, not answered
+  std::vector<int> ranks_told_;     // ranks that hold its runner
+  std::uint64_t items_done_ = 0;
+  std::optional<std::uint64_t> total_;
+  std::unique_ptr<ProgressBar> bar_;
+};
+
+struct MpiRank;
+struct MpiSend;
+class MpiRunner;
+
+class MpiPoolCore final : public Progress {
+ public:
+  static constexpr std::size_t kChunksPerRank = 2;
+
+  // Starts MPI when the program has not (and finalizes it at exit). On a worker rank this never
+  // returns: it serves chunks until rank 0 finalizes MPI, then exits the process with status 0.
+  // workers: how many worker ranks the pool uses, 0 for all of them.
+  explicit MpiPoolCore(int workers);
+  ~MpiPoolCore() override;
+  MpiPoolCore(const MpiPoolCore&) = delete;
+  MpiPoolCore& operator=(const MpiPoolCore&) = delete;
+
+  // Starts MPI; on a worker rank, serves and exits. Returns on rank 0.
+  static void start();
+  static int rank();
+  static int world_size();
+
+  // Worker ranks in the pool; 1 when the job has one rank, which then runs the tasks itself.
+  int size() const;
+  bool local() const { return ranks_.empty(); }
+
+  // Throws PoolNotRunning after close() or terminate().
+  void check_can_submit() const;
+  void submit(std::shared_ptr<MpiJob> job);
+  // Stops handing out the job's chunks; its chunks in flight are still answered.
+  bool drive_until(const std::function<bool()>& done,
+                   std::optional<Clock::time_point> deadline) override;
+  // Waits for the job's chunks in flight, dropping their results, and forgets the job.
+  void abandon(const std::shared_ptr<MpiJob>& job);
+
+  void close();
+  void join();
+  void terminate();
+
+ private:
+  bool hand_out();
+  bool run_locally();
+  bool receive_replies();
+  bool settle_finished();
+  void send(int rank, const void* header, std::size_t header_size, const std::string& body);
+  void test_sends();
+  void wait_sends();
+  void handle_death_notices();
+  [[noreturn]] void die_on_signal(int signal_number);
+  std::string lost_work() const;
+
+  std::vector<MpiRank> ranks_;
+  std::list<std::shared_ptr<MpiJob>> jobs_;
+  std::list<MpiSend> sends_;
+  std::vector<std::byte> buffer_;
+  // Local mode: each call's runner, built on its first chunk.
+  std::vector<std::pair<const MpiJob*, std::unique_ptr<MpiRunner>>> local_runners_;
+  std::uint64_t next_job_id_ = 1;
+  bool closed_ = false;
+  bool terminated_ = false;
+};
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_MPI_CORE_H_

@@ -1,0 +1,190 @@
+// How a worker rank runs the chunks of an MpiPool call. Ranks do not share an address space, so
+// a call names its code by a registry id: every task type a program hands to an MpiPool registers
+// its runner when the program starts, on every rank (same binary, same ids), and rank 0 sends the
+// id with the call's encoded state (task function, and op and init for map_reduce).
+#ifndef POOL_DETAIL_MPI_RUNNER_H_
+#define POOL_DETAIL_MPI_RUNNER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#include "pool/detail/serialization.h"
+
+namespace pool::detail {
+
+// One chunk as a runner sees it.
+struct MpiChunkInput {
+  std::int64_t first_item = 0;   // index of the chunk's first item in the call's inputs
+  std::uint64_t count = 0;       // items in the chunk
+  std::int64_t range_first = 0;  // pool::range inputs: the value of the first item
+  const std::byte* items = nullptr;  // other inputs: the encoded items
+  std::size_t items_size = 0;
+};
+
+// Runs the chunks of one call; built once per call and rank from the call's encoded state.
+class MpiRunner {
+ public:
+  virtual ~MpiRunner() = default;
+  // Appends the chunk's results (or its folded value) to `out`. `item` follows the item being
+  // run, so that a throw names its task.
+  virtual void run(const MpiChunkInput& chunk, std::string& out, std::int64_t& item) = 0;
+};
+
+using MakeMpiRunner = std::unique_ptr<MpiRunner> (*)(const std::byte* state, std::size_t size);
+
+// Registers `make` under a hash of the runner's type name; never returns 0.
+std::uint64_t register_mpi_runner(const char* type_name, MakeMpiRunner make);
+// The runner registered under `id`; throws std::logic_error saying why there is none.
+MakeMpiRunner find_mpi_runner(std::uint64_t id);
+
+template <class Runner>
+struct MpiRunnerRegistration {
+  static std::unique_ptr<MpiRunner> make(const std::byte* state, std::size_t size) {
+    return std::make_unique<Runner>(state, size);
+  }
+  // A static member of a class template: initialized before main on every rank once any rank's
+  // code can use it, which is what lets a rank that never calls the pool run its tasks.
+  static inline const std::uint64_t id = register_mpi_runner(typeid(Runner).name(), &make);
+};
+
+template <class Runner>
+std::uint64_t mpi_runner_id() {
+  const std::uint64_t id = MpiRunnerRegistration<Runner>::id;
+  if (id == 0) {
+    throw std::logic_error(
+        "pool::MpiPool: a task type was used before static initialization finished; create the "
+        "pool inside main");
+  }
+  find_mpi_runner(id);  // throws if two task types share a name
+  return id;
+}
+
+// Several encoded values in one string, each as its byte length and its bytes.
+class StatePacker {
+ public:
+  template <class T>
+  StatePacker& add(const T& value) {
+    const std::string bytes = encode_one(value);
+    const std::uint64_t size = bytes.size();
+    out_.append(reinterpret_cast<const char*>(&size), sizeof size);
+    out_ += bytes;
+    return *this;
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class StateReader {
+ public:
+  StateReader(const std::byte* data, std::size_t size) : data_(data), size_(size) {}
+  // The next value's bytes.
+  std::pair<const std::byte*, std::size_t> next() {
+    std::uint64_t size = 0;
+    if (offset_ + sizeof size > size_) throw std::runtime_error("pool::MpiPool: truncated state");
+    std::memcpy(&size, data_ + offset_, sizeof size);
+    offset_ += sizeof size;
+    if (offset_ + size > size_) throw std::runtime_error("pool::MpiPool: truncated state");
+    const std::byte* at = data_ + offset_;
+    offset_ += size;
+    return {at, static_cast<std::size_t>(size)};
+  }
+
+ private:
+  const std::byte* data_;
+  std::size_t size_;
+  std::size_t offset_ = 0;
+};
+
+// Calls each(item) on every item of the chunk, in order.
+template <class Item, bool kLazyRange, class Each>
+void for_each_chunk_item(const MpiChunkInput& chunk, std::int64_t& index, Each&& each) {
+  if constexpr (kLazyRange) {
+    for (std::uint64_t i = 0; i < chunk.count; ++i) {
+      index = chunk.first_item + static_cast<std::int64_t>(i);
+      Item item = static_cast<Item>(chunk.range_first + static_cast<std::int64_t>(i));
+      each(item);
+    }
+  } else {
+    Decoder<Item> items(chunk.items, chunk.items_size);
+    for (std::uint64_t i = 0; i < chunk.count; ++i) {
+      index = chunk.first_item + static_cast<std::int64_t>(i);
+      Item item = items.next();
+      each(item);
+    }
+  }
+}
+
+// map: one result per item, as raw bytes when trivially copyable, else cereal-encoded.
+template <class F, class Item, bool kLazyRange>
+class MpiMapRunner final : public MpiRunner {
+ public:
+  using Result = std::decay_t<std::invoke_result_t<F&, Item&>>;
+
+  MpiMapRunner(const std::byte* state, std::size_t size) : function_(state, size) {}
+
+  void run(const MpiChunkInput& chunk, std::string& out, std::int64_t& index) override {
+    F& function = function_.get();
+    if constexpr (kRawBytes<Result>) {
+      const std::size_t base = out.size();
+      out.resize(base + chunk.count * sizeof(Result));
+      char* slot = out.data() + base;
+      for_each_chunk_item<Item, kLazyRange>(chunk, index, [&](Item& item) {
+        const Result result = function(item);
+        std::memcpy(slot, &result, sizeof(Result));
+        slot += sizeof(Result);
+      });
+    } else {
+      Encoder<Result> encode(out);
+      for_each_chunk_item<Item, kLazyRange>(chunk, index,
+                                            [&](Item& item) { encode(function(item)); });
+    }
+  }
+
+ private:
+  DecodedFunction<F> function_;
+};
+
+// map_reduce: the chunk folded from init with op, as one encoded T.
+template <class F, class Item, bool kLazyRange, class Op, class T>
+class MpiReduceRunner final : public MpiRunner {
+ public:
+  MpiReduceRunner(const std::byte* state, std::size_t size)
+      : MpiReduceRunner(StateReader(state, size), 0) {}
+
+  void run(const MpiChunkInput& chunk, std::string& out, std::int64_t& index) override {
+    F& function = function_.get();
+    Op& op = op_.get();
+    T value = init_.get();
+    for_each_chunk_item<Item, kLazyRange>(
+        chunk, index, [&](Item& item) { value = op(std::move(value), function(item)); });
+    Encoder<T> encode(out);
+    encode(value);
+  }
+
+ private:
+  // Mem-initializers run in order, so the three values are read in the order they were packed.
+  MpiReduceRunner(StateReader state, int)
+      : function_(decoded<F>(state.next())), op_(decoded<Op>(state.next())),
+        init_(decoded<T>(state.next())) {}
+  template <class V>
+  static DecodedFunction<V> decoded(std::pair<const std::byte*, std::size_t> bytes) {
+    return DecodedFunction<V>(bytes.first, bytes.second);
+  }
+
+  DecodedFunction<F> function_;
+  DecodedFunction<Op> op_;
+  DecodedFunction<T> init_;
+};
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_MPI_RUNNER_H_

@@ -1,0 +1,299 @@
+// pool::MpiPool: the same map on the ranks of an MPI job, for work that outgrows one node.
+//
+//   int main() {
+//     pool::MpiPool workers;  // on every rank but 0, serves tasks here and never returns
+//     double sum = workers.map_reduce(term, pool::range(1, n + 1), std::plus<>(), 0.0);
+//   }
+//   $ mpirun -np 4 ./program        # or: srun --ntasks=4 --kill-on-bad-exit=1 ./program
+//
+// Contract
+// - Rank 0 runs the program's main line and hands out chunks; the other ranks are the workers.
+//   Every rank runs main up to the first MpiPool (or serve_workers()); there a worker rank serves
+//   chunks of every pool the program creates, one after the other, until rank 0 finalizes MPI,
+//   then finalizes and exits with status 0. Put nothing a worker rank should not do (printing,
+//   reading a large input) before that point. A job of one rank runs the tasks on rank 0.
+// - Chunks are handed out dynamically: each worker rank holds at most two chunks (one running,
+//   the next on its way), and a rank that answers gets the next chunk, so fast ranks do more.
+// - The task function, arguments and results cross the network: each must be trivially copyable
+//   (sent as bytes) or cereal-serializable, as on a ProcessPool, and must not capture references
+//   or pointers, which mean nothing on another rank. pool::SharedArray cannot be used: it lives on
+//   one node. The function's code is found on the worker ranks by its type, registered when the
+//   program starts: every rank must run the same executable.
+// - Failures: a task that throws fails its call with TaskError (the lowest failing index) and the
+//   pool stays usable. A rank that dies (a signal, exit(), the OOM killer) cannot be replaced in an
+//   MPI job: rank 0 prints which chunks were lost with it and how far each call got, and the
+//   job ends with a non-zero status (MPI_Abort, or SIGTERM from mpirun/srun), never a hang. Under
+//   srun, pass --kill-on-bad-exit=1 so that Slurm ends the job as mpirun does.
+// - MPI: MpiPool calls MPI_Init_thread (MPI_THREAD_FUNNELED) unless the program initialized MPI,
+//   and then MPI_Finalize at exit. It talks on its own duplicate of MPI_COMM_WORLD. Open MPI starts
+//   threads in MPI_Init, so create any ProcessPool before the first MpiPool.
+// - One MpiPool at a time; use it from the thread that created it. terminate() cannot stop a task
+//   running on another rank: it cancels what has not started and drops what is still running.
+// - Built as the separate Bazel target //pool:mpi_pool (Open MPI: libopenmpi-dev); //pool needs
+//   no MPI.
+#ifndef POOL_MPI_POOL_H_
+#define POOL_MPI_POOL_H_
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <ranges>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "pool/args.h"
+#include "pool/async_result.h"
+#include "pool/detail/call_adapters.h"
+#include "pool/detail/map_job.h"
+#include "pool/detail/mpi_core.h"
+#include "pool/detail/mpi_jobs.h"
+#include "pool/detail/mpi_runner.h"
+#include "pool/detail/serialization.h"
+#include "pool/range.h"
+#include "pool/result_stream.h"
+
+namespace pool {
+
+struct MpiPoolOptions {
+  // Draw a progress bar on stderr (rank 0) for every map, starmap, imap and map_reduce, counted
+  // as chunks come back.
+  bool progress = false;
+};
+
+class MpiPool {
+ public:
+  // Every worker rank of the job (mpirun -np N gives N - 1).
+  MpiPool() : MpiPool(0) {}
+  // The first `workers` worker ranks; 0 for all. Throws std::invalid_argument when the job has
+  // fewer, std::logic_error while another MpiPool is alive.
+  explicit MpiPool(int workers, MpiPoolOptions options = {})
+      : core_(std::make_unique<detail::MpiPoolCore>(workers)), progress_(options.progress) {}
+  ~MpiPool() = default;
+  MpiPool(MpiPool&&) noexcept = default;
+  MpiPool& operator=(MpiPool&&) noexcept = default;
+
+  // On a worker rank: serves tasks until rank 0 finalizes MPI, then exits. On rank 0: returns.
+  // Call it first in main to keep worker ranks from running anything before the pool.
+  static void serve_workers() { detail::MpiPoolCore::start(); }
+  // This process's rank and the job's size (both start MPI when needed; see serve_workers()).
+  static int rank() { return detail::MpiPoolCore::rank(); }
+  static int world_size() { return detail::MpiPoolCore::world_size(); }
+
+  // The number of worker ranks (1 in a job of one rank, where rank 0 runs the tasks).
+  int size() const { return core_->size(); }
+
+  // f applied to every item of inputs, in input order. chunksize 0: ceil(len / (4 * size())).
+  template <class F, class Inputs>
+  auto map(F&& f, const Inputs& inputs, std::size_t chunksize = 0) {
+    return map_async(std::forward<F>(f), inputs, chunksize).get();
+  }
+
+  template <class F, class Inputs, class R = std::vector<MapResult<F, Inputs>>>
+  AsyncResult<R> map_async(F&& f, const Inputs& inputs, std::size_t chunksize = 0,
+                           typename AsyncResult<R>::Callback callback = {},
+                           typename AsyncResult<R>::ErrorCallback error_callback = {}) {
+    using Function = std::decay_t<F>;
+    check_map<Function, Inputs>();
+    auto state = std::make_shared<detail::AsyncState<R>>(core_.get(), std::move(callback),
+                                                         std::move(error_callback));
+    submit_map<Function, typename R::value_type>(
+        "map", static_cast<const Function&>(f), inputs, chunksize,
+        [state](R&& results) { state->succeed(std::move(results)); },
+        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+    return AsyncResult<R>(state);
+  }
+
+  // f(a, b, ...) for every tuple-like item (a, b, ...) of inputs, in input order.
+  template <class F, class Tuples>
+  auto starmap(F&& f, const Tuples& inputs, std::size_t chunksize = 0) {
+    return map(detail::starred(std::forward<F>(f)), inputs, chunksize);
+  }
+  template <class F, class Tuples,
+            class R = std::vector<MapResult<detail::Starred<std::decay_t<F>>, Tuples>>>
+  AsyncResult<R> starmap_async(F&& f, const Tuples& inputs, std::size_t chunksize = 0,
+                               typename AsyncResult<R>::Callback callback = {},
+                               typename AsyncResult<R>::ErrorCallback error_callback = {}) {
+    return map_async(detail::starred(std::forward<F>(f)), inputs, chunksize, std::move(callback),
+                     std::move(error_callback));
+  }
+
+  // f(args...) on a worker rank; R may be void.
+  template <class F, class... A>
+  auto apply(F&& f, A&&... args) {
+    return apply_async(std::forward<F>(f), std::forward<A>(args)...).get();
+  }
+  template <class F, class... A>
+  requires(sizeof...(A) == 0 ||
+           !is_args<std::decay_t<std::tuple_element_t<0, std::tuple<A..., int>>>>::
+               value) auto apply_async(F&& f, A&&... args) {
+    return apply_async(std::forward<F>(f), pool::args(std::forward<A>(args)...), {}, {});
+  }
+  template <class F, class... T, class R = std::invoke_result_t<std::decay_t<F>&, T&...>>
+  AsyncResult<R> apply_async(F&& f, Args<T...> arguments,
+                             typename AsyncResult<R>::Callback callback = {},
+                             typename AsyncResult<R>::ErrorCallback error_callback = {}) {
+    using Function = detail::Starred<std::decay_t<F>>;
+    using Value = std::conditional_t<std::is_void_v<R>, detail::Unit, R>;
+    const std::vector<std::tuple<T...>> one{std::move(arguments.values)};
+    check_map<Function, std::vector<std::tuple<T...>>>();
+    auto state = std::make_shared<detail::AsyncState<R>>(core_.get(), std::move(callback),
+                                                         std::move(error_callback));
+    submit_map<Function, Value>(
+        "apply", Function{std::forward<F>(f)}, one, 1,
+        [state](std::vector<Value>&& results) {
+          if constexpr (std::is_void_v<R>) {
+            state->succeed();
+          } else {
+            state->succeed(std::move(results.front()));
+          }
+        },
+        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+    return AsyncResult<R>(state);
+  }
+
+  // Results as they arrive, in input order; inputs may be any input range, even unsized, and is
+  // read a chunk at a time (an rvalue is kept by the stream).
+  template <class F, class Inputs>
+  ResultStream<StreamResult<F, Inputs>> imap(F&& f, Inputs&& inputs, std::size_t chunksize = 1) {
+    return stream<true>("imap", std::forward<F>(f), std::forward<Inputs>(inputs), chunksize);
+  }
+  // (input index, result) pairs in the order they finish.
+  template <class F, class Inputs>
+  ResultStream<std::pair<std::size_t, StreamResult<F, Inputs>>> imap_unordered(
+      F&& f, Inputs&& inputs, std::size_t chunksize = 1) {
+    return stream<false>("imap_unordered", std::forward<F>(f), std::forward<Inputs>(inputs),
+                         chunksize);
+  }
+
+  // op(...op(op(init, f(x0)), f(x1))..., f(xn)): each chunk folded on its rank from init, the
+  // chunks' values folded on rank 0 in input order. init must be op's identity, op associative.
+  template <class F, class Inputs, class Op, class T>
+  T map_reduce(F&& f, Inputs&& inputs, Op op, T init, std::size_t chunksize = 0) {
+    using Function = std::decay_t<F>;
+    using Reader = detail::MpiChunkReader<Inputs>;
+    using R = StreamResult<F, Inputs>;
+    using Job = detail::MpiReduceJob<Inputs, T, Op>;
+    using Runner = detail::MpiReduceRunner<Function, typename Reader::Item, Reader::kLazyRange, Op, T>;
+    check_stream<Function, Inputs>();
+    static_assert(std::is_convertible_v<std::invoke_result_t<Op&, T, R>, T> &&
+                      std::is_convertible_v<std::invoke_result_t<Op&, T, T>, T>,
+                  "MpiPool::map_reduce: op must take (T, result) and (T, T) and return T");
+    static_assert(detail::kTransferable<Op> && detail::kTransferable<T>,
+                  "MpiPool::map_reduce: op and init travel to the worker ranks, so they must be "
+                  "trivially copyable or cereal-serializable");
+    core_->check_can_submit();
+    if (chunksize == 0) {
+      if constexpr (std::ranges::sized_range<std::views::all_t<Inputs>>) {
+        chunksize = detail::default_chunksize(static_cast<std::size_t>(std::ranges::size(inputs)),
+                                              static_cast<std::size_t>(size()));
+      } else {
+        chunksize = 1;
+      }
+    }
+    std::string state =
+        detail::StatePacker().add(static_cast<const Function&>(f)).add(op).add(init).take();
+    auto job = std::make_shared<Job>("map_reduce", detail::mpi_runner_id<Runner>(),
+                                     std::move(state), std::forward<Inputs>(inputs), chunksize,
+                                     window(), op, init);
+    if (progress_) job->show_progress(job->total(), "map_reduce");
+    core_->submit(job);
+    return job->result(*core_);
+  }
+
+  // No more calls may be submitted; those submitted still run.
+  void close() { core_->close(); }
+  // Waits for every submitted call. close() or terminate() first.
+  void join() { core_->join(); }
+  // Cancels every call: chunks not started are dropped, running ones' results ignored.
+  void terminate() { core_->terminate(); }
+
+ private:
+  // Chunks a streaming call may have out: enough to keep every rank busy.
+  std::size_t window() const {
+    return std::max<std::size_t>(8, 4 * static_cast<std::size_t>(size()));
+  }
+
+  template <class Function, class R, class Inputs, class Succeed, class Fail>
+  void submit_map(const char* name, const Function& f, const Inputs& inputs, std::size_t chunksize,
+                  Succeed succeed, Fail fail) {
+    using Reader = detail::MpiChunkReader<const Inputs&>;
+    using Runner = detail::MpiMapRunner<Function, typename Reader::Item, Reader::kLazyRange>;
+    core_->check_can_submit();
+    const auto items = static_cast<std::size_t>(std::ranges::size(inputs));
+    if (chunksize == 0) chunksize = detail::default_chunksize(items, static_cast<std::size_t>(size()));
+    Reader reader(inputs, chunksize);
+    std::deque<detail::MpiChunk> chunks;
+    while (!reader.at_end()) reader.read(chunks.emplace_back());
+    auto job = std::make_shared<detail::MpiMapJob<R>>(name, detail::mpi_runner_id<Runner>(),
+                                                      detail::encode_one(f), std::move(chunks),
+                                                      items, std::move(succeed), std::move(fail));
+    if (progress_ && name[0] != 'a') job->show_progress(items, name);
+    core_->submit(std::move(job));
+  }
+
+  template <bool kOrdered, class F, class Inputs>
+  auto stream(const char* name, F&& f, Inputs&& inputs, std::size_t chunksize) {
+    using Function = std::decay_t<F>;
+    using Reader = detail::MpiChunkReader<Inputs>;
+    using Runner = detail::MpiMapRunner<Function, typename Reader::Item, Reader::kLazyRange>;
+    using Job = detail::MpiStreamJob<Inputs, StreamResult<F, Inputs>, kOrdered>;
+    check_stream<Function, Inputs>();
+    core_->check_can_submit();
+    auto job = std::make_shared<Job>(name, detail::mpi_runner_id<Runner>(),
+                                     detail::encode_one(static_cast<const Function&>(f)),
+                                     std::forward<Inputs>(inputs), chunksize, window());
+    if (progress_) job->show_progress(job->total(), name);
+    core_->submit(job);
+    return ResultStream<typename Job::Out>(
+        std::make_unique<detail::MpiStreamSource<Job>>(*core_, std::move(job)));
+  }
+
+  template <class Function>
+  static void check_function() {
+    static_assert(detail::kTransferable<Function>,
+                  "MpiPool: the task function is sent to other ranks, so it must be trivially "
+                  "copyable (a function pointer, or a lambda capturing numbers by value) or a "
+                  "function object with a cereal serialize() member");
+  }
+  template <class Result>
+  static void check_result() {
+    static_assert(!std::is_void_v<Result>,
+                  "MpiPool::map: the task function must return a value (apply takes void "
+                  "functions)");
+    static_assert(detail::kTransferable<Result> && std::is_default_constructible_v<Result>,
+                  "MpiPool: results must be default-constructible, and trivially copyable or "
+                  "cereal-serializable");
+  }
+  template <class Function, class Inputs>
+  static void check_map() {
+    using Types = detail::MapTypes<Function, const Inputs&>;
+    static_assert(std::ranges::sized_range<const Inputs>,
+                  "MpiPool::map: inputs must be a sized range (vector, array, list, "
+                  "pool::range); use imap for other ranges");
+    check_function<Function>();
+    static_assert(Types::kLazyRange || detail::kTransferable<typename Types::Item>,
+                  "MpiPool: input items must be trivially copyable or cereal-serializable");
+    check_result<typename Types::Result>();
+  }
+  template <class Function, class Inputs>
+  static void check_stream() {
+    using Types = detail::MapTypes<Function, std::views::all_t<Inputs>>;
+    static_assert(std::ranges::input_range<Inputs>, "MpiPool: inputs must be a range");
+    check_function<Function>();
+    static_assert(Types::kLazyRange || detail::kTransferable<typename Types::Item>,
+                  "MpiPool: input items must be trivially copyable or cereal-serializable");
+    check_result<typename Types::Result>();
+  }
+
+  std::unique_ptr<detail::MpiPoolCore> core_;
+  bool progress_ = false;
+};
+
+}  // namespace pool
+
+#endif  // POOL_MPI_POOL_H_
