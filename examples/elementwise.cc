@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   example.options().add_options()("n", po::value<std::string>()->default_value("100000000"),
                                   "elements in the array a")(
       "chunk", po::value<std::string>()->default_value("1000000"), "elements per task");
+  example.needs_shared_memory();
   example.parse(argc, argv);
   const std::int64_t n = example.whole_number("n", 1);
   const std::int64_t chunk = example.whole_number("chunk", 1);

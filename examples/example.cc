@@ -21,6 +21,8 @@ const char* backend_name(Backend backend) {
       return "free";
     case Backend::kSerial:
       return "serial";
+    case Backend::kMpi:
+      return "mpi";
   }
   return "?";
 }
@@ -37,7 +39,8 @@ void Example::parse(int argc, char** argv) {
       "workers (default: the CPUs this process may use)")(
       "backend", po::value<std::string>()->default_value("process"),
       "process (worker processes), gil (threads sharing one lock, like CPython), "
-      "free (free threads, like Python 3.13t) or serial (one loop, no pool)")(
+      "free (free threads, like Python 3.13t), serial (one loop, no pool) or mpi (the ranks of an "
+      "MPI job: run under mpirun or srun)")(
       "json", po::bool_switch(&json_), "print one JSON line instead of the text")(
       "progress", po::bool_switch(&progress_), "draw a progress bar on stderr (pools only)");
   options_.add(common);
@@ -46,6 +49,7 @@ void Example::parse(int argc, char** argv) {
   const std::int64_t ncores = whole_number("ncores", 1);
   if (ncores > kMaxCores) usage_error("--ncores must be at most " + std::to_string(kMaxCores));
   ncores_ = static_cast<int>(ncores);
+  ncores_given_ = !flags_["ncores"].defaulted();
   const std::string backend = text("backend");
   if (backend == "process") {
     backend_ = Backend::kProcess;
@@ -55,8 +59,18 @@ void Example::parse(int argc, char** argv) {
     backend_ = Backend::kFree;
   } else if (backend == "serial") {
     backend_ = Backend::kSerial;
+  } else if (backend == "mpi") {
+    if (needs_shared_memory_) {
+      usage_error(
+          "--backend mpi is not available: this example's workers write into shared arrays, "
+          "which MPI ranks on other nodes cannot reach; use process, gil or free");
+    }
+    backend_ = Backend::kMpi;
+    // MPI_Init (a few hundred ms) is start-up like mpirun's launch, outside the timed span; the
+    // worker ranks serve from here on.
+    pool::MpiPool::serve_workers();
   } else {
-    usage_error("--backend must be process, gil, free or serial, got '" + backend + "'");
+    usage_error("--backend must be process, gil, free, serial or mpi, got '" + backend + "'");
   }
 }
 
@@ -81,6 +95,8 @@ std::string Example::running_on() const {
     case Backend::kGil:
     case Backend::kFree:
       return "running with " + std::to_string(ncores_) + " threads";
+    case Backend::kMpi:
+      return "running with " + std::to_string(ncores_) + " MPI worker ranks";
     case Backend::kSerial:
       break;
   }

@@ -11,8 +11,10 @@
 //   });
 //
 // Common flags: --ncores N (default: the CPUs this process may use), --backend
-// process|gil|free|serial, --json, --progress (a progress bar on stderr) and --help. A bad value
-// prints one line on stderr and exits with status 2.
+// process|gil|free|serial|mpi, --json, --progress (a progress bar on stderr) and --help. A bad
+// value prints one line on stderr and exits with status 2. With --backend mpi the program runs
+// under mpirun or srun: rank 0 prints, the other ranks are the pool's workers, and --ncores
+// defaults to all of them.
 //
 // Output: without --json, the lines the example wrote to out(), then "Time in seconds: X.XXX",
 // then Outcome::lines. With --json, out() discards its text and stdout holds exactly one line: a
@@ -34,11 +36,12 @@
 
 #include "examples/cli.h"
 #include "examples/serial_pool.h"
+#include "pool/mpi_pool.h"
 #include "pool/pool.h"
 
 namespace examples {
 
-enum class Backend { kProcess, kGil, kFree, kSerial };
+enum class Backend { kProcess, kGil, kFree, kSerial, kMpi };
 
 // What an example's computation gives back to run().
 struct Outcome {
@@ -66,6 +69,10 @@ class Example {
   // Reads the common and the example's flags. Exits 0 after --help, 2 after a bad flag.
   void parse(int argc, char** argv);
 
+  // For examples that share pool::SharedArrays with their workers: --backend mpi, whose ranks may
+  // sit on other nodes, is then a usage error. Call before parse().
+  void needs_shared_memory() { needs_shared_memory_ = true; }
+
   // An example flag's text, parsed after parse(); each exits 2 naming the flag on a bad value.
   std::string text(const std::string& flag) const;
   std::int64_t whole_number(const std::string& flag, std::int64_t minimum) const;
@@ -76,7 +83,8 @@ class Example {
   int ncores() const { return backend_ == Backend::kSerial ? 1 : ncores_; }
   bool json() const { return json_; }
 
-  // "running with 4 processes", "running with 4 threads" or "running serially".
+  // "running with 4 processes", "running with 4 threads", "running with 2 MPI worker ranks" or
+  // "running serially".
   std::string running_on() const;
 
   // Where the example writes its human lines: std::cout, or nowhere under --json.
@@ -108,6 +116,8 @@ class Example {
   int ncores_ = 1;
   bool json_ = false;
   bool progress_ = false;
+  bool needs_shared_memory_ = false;
+  bool ncores_given_ = false;
   std::ostream discard_{nullptr};  // no buffer: everything written is dropped
   std::chrono::steady_clock::time_point started_;
   std::optional<std::chrono::steady_clock::time_point> stopped_;
@@ -153,6 +163,14 @@ Outcome Example::on_chosen_pool(Body& body) {
       pool::ThreadPoolOptions options;
       options.progress = progress_;
       pool::FreeThreadPool workers(ncores_, std::move(options));
+      return body(workers);
+    }
+    case Backend::kMpi: {
+      pool::MpiPoolOptions options;
+      options.progress = progress_;
+      // Worker ranks serve here until rank 0 finishes; only rank 0 goes on.
+      pool::MpiPool workers(ncores_given_ ? ncores_ : 0, std::move(options));
+      ncores_ = workers.size();
       return body(workers);
     }
     case Backend::kSerial:

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
       "nr", po::value<std::string>()->default_value("300"), "radii r in (0, 1]")(
       "scale", po::value<std::string>()->default_value("1.0"),
       "multiplies each side (0.5 halves it, an eighth of the points)");
+  example.needs_shared_memory();
   example.parse(argc, argv);
   const double scale = example.positive_number("scale");
   const SphericalGrid grid{scaled(example.whole_number("nlat", 1), scale),

@@ -196,7 +196,11 @@ class MpiPool {
       }
     }
     std::string state =
-        detail::StatePacker().add(static_cast<const Function&>(f)).add(op).add(init).take();
+        detail::StatePacker()
+                            .add_encoded(detail::encode_task(static_cast<const Function&>(f)))
+                            .add_encoded(detail::encode_task(op))
+                            .add(init)
+                            .take();
     auto job = std::make_shared<Job>("map_reduce", detail::mpi_runner_id<Runner>(),
                                      std::move(state), std::forward<Inputs>(inputs), chunksize,
                                      window(), op, init);
@@ -230,7 +234,7 @@ class MpiPool {
     std::deque<detail::MpiChunk> chunks;
     while (!reader.at_end()) reader.read(chunks.emplace_back());
     auto job = std::make_shared<detail::MpiMapJob<R>>(name, detail::mpi_runner_id<Runner>(),
-                                                      detail::encode_one(f), std::move(chunks),
+                                                      detail::encode_task(f), std::move(chunks),
                                                       items, std::move(succeed), std::move(fail));
     if (progress_ && name[0] != 'a') job->show_progress(items, name);
     core_->submit(std::move(job));
@@ -245,7 +249,7 @@ class MpiPool {
     check_stream<Function, Inputs>();
     core_->check_can_submit();
     auto job = std::make_shared<Job>(name, detail::mpi_runner_id<Runner>(),
-                                     detail::encode_one(static_cast<const Function&>(f)),
+                                     detail::encode_task(static_cast<const Function&>(f)),
                                      std::forward<Inputs>(inputs), chunksize, window());
     if (progress_) job->show_progress(job->total(), name);
     core_->submit(job);

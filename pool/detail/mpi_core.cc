@@ -1,5 +1,6 @@
 #include "pool/detail/mpi_core.h"
 
+#include <link.h>
 #include <mpi.h>
 #include <sched.h>
 #include <signal.h>
@@ -85,6 +86,68 @@ MakeMpiRunner find_mpi_runner(std::uint64_t id) {
                            "' (types in anonymous namespaces of two files?); rename one");
   }
   return it->second.make;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Code addresses: the module (as the dynamic linker names it, "" for the program) and the offset
+// from its load address, the same on every rank that runs the same files.
+
+namespace {
+
+struct ModuleSearch {
+  std::uintptr_t address = 0;  // find the module holding this address...
+  const char* name = nullptr;  // ...or the module with this name
+  std::string found_name;
+  std::uintptr_t base = 0;
+  bool found = false;
+};
+
+int visit_module(dl_phdr_info* info, std::size_t, void* data) {
+  auto& search = *static_cast<ModuleSearch*>(data);
+  const char* name = info->dlpi_name != nullptr ? info->dlpi_name : "";
+  if (search.name != nullptr) {
+    if (std::strcmp(name, search.name) != 0) return 0;
+  } else {
+    bool inside = false;
+    for (int i = 0; i < info->dlpi_phnum && !inside; ++i) {
+      const ElfW(Phdr)& segment = info->dlpi_phdr[i];
+      if (segment.p_type != PT_LOAD) continue;
+      const std::uintptr_t start = info->dlpi_addr + segment.p_vaddr;
+      inside = search.address >= start && search.address < start + segment.p_memsz;
+    }
+    if (!inside) return 0;
+  }
+  search.found_name = name;
+  search.base = info->dlpi_addr;
+  search.found = true;
+  return 1;
+}
+
+}  // namespace
+
+std::string encode_code_address(const void* address) {
+  ModuleSearch search;
+  search.address = reinterpret_cast<std::uintptr_t>(address);
+  dl_iterate_phdr(visit_module, &search);
+  if (!search.found) throw std::logic_error("pool::MpiPool: a task function outside any module");
+  const std::uint64_t offset = search.address - search.base;
+  std::string out(reinterpret_cast<const char*>(&offset), sizeof offset);
+  return out + search.found_name;
+}
+
+const void* decode_code_address(const std::byte* data, std::size_t size) {
+  std::uint64_t offset = 0;
+  if (size < sizeof offset) throw std::runtime_error("pool::MpiPool: truncated code address");
+  std::memcpy(&offset, data, sizeof offset);
+  const std::string name(reinterpret_cast<const char*>(data) + sizeof offset, size - sizeof offset);
+  ModuleSearch search;
+  search.name = name.c_str();
+  dl_iterate_phdr(visit_module, &search);
+  if (!search.found) {
+    throw std::logic_error("pool::MpiPool: the task function's library " + name +
+                           " is not loaded on this rank; every rank must run the same program");
+  }
+  return reinterpret_cast<const void*>(search.base + offset);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,24 +266,40 @@ RunningChunk running_chunk;
 constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 struct sigaction previous_fatal_actions[sizeof kFatalSignals / sizeof kFatalSignals[0]];
 
-// Best effort: tell rank 0 which chunk dies with this rank, then die by the previous action
-// (Open MPI's handler prints a backtrace). Rank 0 also copes when this notice never comes.
-void on_fatal_signal(int signal_number) {
+// Best effort: tell rank 0 which chunk dies with this rank (signal 0: exit()). Rank 0 also copes
+// when this notice never comes.
+void tell_rank0_of_death(int signal_number) {
   DeathNotice notice{signal_number, 0, running_chunk.job.load(), running_chunk.chunk.load()};
   MPI_Request request;
-  if (MPI_Isend(&notice, sizeof notice, MPI_BYTE, 0, kDeath, session().comm, &request) ==
+  if (MPI_Isend(&notice, sizeof notice, MPI_BYTE, 0, kDeath, session().comm, &request) !=
       MPI_SUCCESS) {
-    for (int i = 0; i < 1000; ++i) {
-      int done = 0;
-      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-      if (done) break;
-      usleep(1000);
-    }
+    return;
   }
+  for (int i = 0; i < 1000; ++i) {
+    int done = 0;
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    usleep(1000);
+  }
+}
+
+// Then dies by the previous action (Open MPI's handler prints a backtrace).
+void on_fatal_signal(int signal_number) {
+  tell_rank0_of_death(signal_number);
   for (std::size_t i = 0; i < sizeof kFatalSignals / sizeof kFatalSignals[0]; ++i) {
     if (kFatalSignals[i] == signal_number) sigaction(signal_number, &previous_fatal_actions[i], nullptr);
   }
   raise(signal_number);
+}
+
+bool serving = false;
+
+// A task that calls exit() ends its rank as surely as a signal; rank 0 must hear about it, and
+// MPI_Finalize from here would wait for ranks that never join.
+void on_exit_while_serving() {
+  if (!serving) return;
+  tell_rank0_of_death(0);
+  _exit(1);
 }
 
 void install_fatal_signal_handlers() {
@@ -243,6 +322,8 @@ void send_reply(MPI_Comm comm, const ReplyHeader& reply, const std::string& payl
 [[noreturn]] void serve() {
   Session& state = session();
   install_fatal_signal_handlers();
+  serving = true;
+  std::atexit(on_exit_while_serving);
   struct Call {
     std::unique_ptr<MpiRunner> runner;
     std::string error;  // why there is no runner
@@ -304,6 +385,7 @@ void send_reply(MPI_Comm comm, const ReplyHeader& reply, const std::string& payl
     send_reply(state.comm, reply, payload);
   }
   calls.clear();
+  serving = false;
   MPI_Comm_free(&state.comm);
   MPI_Finalize();
   std::exit(0);
@@ -439,7 +521,7 @@ void MpiPoolCore::start() {
       check(MPI_Comm_set_attr(MPI_COMM_SELF, key, nullptr), "MPI_Comm_set_attr");
     }
   }
-  if (state.rank != 0) serve();
+  if (state.rank != 0 && !serving) serve();  // a task asking for its rank is served already
 }
 
 int MpiPoolCore::rank() {
@@ -737,8 +819,9 @@ void MpiPoolCore::handle_death_notices() {
   DeathNotice notice;
   MPI_Recv(&notice, sizeof notice, MPI_BYTE, status.MPI_SOURCE, kDeath, session().comm,
            MPI_STATUS_IGNORE);
-  std::string report = "pool::MpiPool: rank " + std::to_string(status.MPI_SOURCE) + " died of " +
-                       signal_name(notice.signal_number);
+  std::string report = "pool::MpiPool: rank " + std::to_string(status.MPI_SOURCE) +
+                       (notice.signal_number == 0 ? std::string(" called exit()")
+                                                  : " died of " + signal_name(notice.signal_number));
   for (const MpiRank& rank : ranks_) {
     if (rank.rank != status.MPI_SOURCE || rank.in_flight.empty()) continue;
     const MpiInFlight& running = rank.in_flight.front();

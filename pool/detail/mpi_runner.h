@@ -15,9 +15,69 @@
 #include <typeinfo>
 #include <utility>
 
+#include "pool/detail/call_adapters.h"
 #include "pool/detail/serialization.h"
 
 namespace pool::detail {
+
+// Function pointers differ between processes that were not forked from each other (ASLR), so
+// they travel as their module and offset and are relocated on arrival.
+template <class F>
+inline constexpr bool kFunctionPointer =
+    std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
+std::string encode_code_address(const void* address);
+const void* decode_code_address(const std::byte* data, std::size_t size);
+
+// A task function (or op) as it travels to another rank.
+template <class F>
+std::string encode_task(const F& function) {
+  if constexpr (kFunctionPointer<F>) {
+    return encode_code_address(reinterpret_cast<const void*>(function));
+  } else {
+    return encode_one(function);
+  }
+}
+template <class G>
+std::string encode_task(const Starred<G>& function) {
+  if constexpr (kFunctionPointer<G>) {
+    return encode_task(function.function);
+  } else {
+    return encode_one(function);
+  }
+}
+
+// The task function rebuilt on the rank that runs it.
+template <class F>
+class DecodedTask {
+ public:
+  DecodedTask(const std::byte* data, std::size_t size) : decoded_(data, size) {}
+  F& get() { return decoded_.get(); }
+
+ private:
+  DecodedFunction<F> decoded_;
+};
+template <class F>
+requires kFunctionPointer<F>
+class DecodedTask<F> {
+ public:
+  DecodedTask(const std::byte* data, std::size_t size)
+      : function_(reinterpret_cast<F>(const_cast<void*>(decode_code_address(data, size)))) {}
+  F& get() { return function_; }
+
+ private:
+  F function_;
+};
+template <class G>
+requires kFunctionPointer<G>
+class DecodedTask<Starred<G>> {
+ public:
+  DecodedTask(const std::byte* data, std::size_t size)
+      : function_{reinterpret_cast<G>(const_cast<void*>(decode_code_address(data, size)))} {}
+  Starred<G>& get() { return function_; }
+
+ private:
+  Starred<G> function_;
+};
 
 // One chunk as a runner sees it.
 struct MpiChunkInput {
@@ -71,7 +131,9 @@ class StatePacker {
  public:
   template <class T>
   StatePacker& add(const T& value) {
-    const std::string bytes = encode_one(value);
+    return add_encoded(encode_one(value));
+  }
+  StatePacker& add_encoded(const std::string& bytes) {
     const std::uint64_t size = bytes.size();
     out_.append(reinterpret_cast<const char*>(&size), sizeof size);
     out_ += bytes;
@@ -150,7 +212,7 @@ class MpiMapRunner final : public MpiRunner {
   }
 
  private:
-  DecodedFunction<F> function_;
+  DecodedTask<F> function_;
 };
 
 // map_reduce: the chunk folded from init with op, as one encoded T.
@@ -173,15 +235,16 @@ class MpiReduceRunner final : public MpiRunner {
  private:
   // Mem-initializers run in order, so the three values are read in the order they were packed.
   MpiReduceRunner(StateReader state, int)
-      : function_(decoded<F>(state.next())), op_(decoded<Op>(state.next())),
-        init_(decoded<T>(state.next())) {}
-  template <class V>
-  static DecodedFunction<V> decoded(std::pair<const std::byte*, std::size_t> bytes) {
-    return DecodedFunction<V>(bytes.first, bytes.second);
+      : function_(decoded<DecodedTask<F>>(state.next())),
+        op_(decoded<DecodedTask<Op>>(state.next())),
+        init_(decoded<DecodedFunction<T>>(state.next())) {}
+  template <class Decoded>
+  static Decoded decoded(std::pair<const std::byte*, std::size_t> bytes) {
+    return Decoded(bytes.first, bytes.second);
   }
 
-  DecodedFunction<F> function_;
-  DecodedFunction<Op> op_;
+  DecodedTask<F> function_;
+  DecodedTask<Op> op_;
   DecodedFunction<T> init_;
 };
 
