@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The MPI backend as a user meets it: examples under mpirun print the same values as on worker
+# processes, bad requests fail with a message, and a rank that dies ends the job with a report of
+# the lost chunks and a non-zero status, never a hang, leaving no process behind.
+set -u
+SUITE=MpiExamples
+source tests/junit.sh
+run="tests/mpi_run.sh"
+export MPI_RUN_TIMEOUT=120
+
+value() {  # the "value" field of a --json line
+  python3 -c 'import json, sys; print(repr(json.loads(sys.stdin.read())["value"]))'
+}
+field() {  # field name
+  python3 -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"
+}
+
+# Same partition, same order of additions: the same double, to the last bit.
+process=$(examples/slow_series --n 1000000 --ncores 2 --json | value)
+mpi_json=$($run 3 examples/slow_series --n 1000000 --backend mpi --json)
+check SlowSeriesOnThreeRanksEqualsTwoProcesses test "$(value <<<"$mpi_json")" = "$process"
+check SlowSeriesReportsTheMpiBackend test "$(field backend <<<"$mpi_json")" = mpi
+check SlowSeriesCountsTwoWorkerRanks test "$(field ncores <<<"$mpi_json")" = 2
+check SlowSeriesPrintsOneLineFromRankZeroOnly test "$(wc -l <<<"$mpi_json")" -eq 1
+one_process=$(examples/slow_series --n 1000000 --ncores 1 --json | value)
+check SlowSeriesOnOneRankEqualsOneProcess \
+  test "$($run 1 examples/slow_series --n 1000000 --backend mpi --json | value)" = "$one_process"
+for strategy in map map_reduce; do
+  check "SlowSeries${strategy}OnThreeRanksEqualsTwoProcesses" test \
+    "$($run 3 examples/slow_series --n 200000 --strategy $strategy --backend mpi --json | value)" = \
+    "$(examples/slow_series --n 200000 --strategy $strategy --ncores 2 --json | value)"
+done
+text=$($run 3 examples/slow_series --n 1000000 --backend mpi)
+check SlowSeriesSaysItRunsOnRanks grep -qx 'running with 2 MPI worker ranks over \[(1, 500000), (500001, 1000000)\]' <<<"$text"
+check SlowSeriesPrintsTheSum grep -qE '^sum = 11\.01565184987' <<<"$text"
+
+check TrigSeriesOnThreeRanksEqualsTwoProcesses test \
+  "$($run 3 examples/trig_series --n 1000000 --backend mpi --json | value)" = \
+  "$(examples/trig_series --n 1000000 --ncores 2 --json | value)"
+check SleepMapOnThreeRanksEqualsTwoProcesses test \
+  "$($run 3 examples/sleep_map --tasks 4 --seconds 0.05 --backend mpi --json | value)" = \
+  "$(examples/sleep_map --tasks 4 --seconds 0.05 --ncores 2 --json | value)"
+
+err=$($run 3 examples/velocity --backend mpi 2>&1 >/dev/null)
+status=$?
+check SharedArrayExampleRefusesMpi test "$status" -ne 0
+check SharedArrayExampleSaysWhy grep -q 'shared arrays' <<<"$err"
+
+err=$($run 3 examples/slow_series --n 1000 --backend mpi --ncores 5 2>&1 >/dev/null)
+status=$?
+check MoreWorkersThanRanksFails test "$status" -ne 0
+check MoreWorkersThanRanksSaysHowMany grep -q '5 workers asked for, but the MPI job has 2 worker ranks' <<<"$err"
+
+leftovers() { pgrep -f mpi_rank_death >/dev/null && return 1 || return 0; }
+
+out=$($run 3 tests/mpi_rank_death none 2>&1)
+status=$?
+check CleanRunExitsZero test "$status" -eq 0
+check CleanRunReturnsEveryResult grep -qx 'done 100' <<<"$out"
+sleep 0.5
+check CleanRunLeavesNoProcess leftovers
+
+for how in segv kill exit; do
+  err=$($run 3 tests/mpi_rank_death $how 2>&1)
+  status=$?
+  check "RankDeath($how)ExitsNonZero" test "$status" -ne 0
+  check "RankDeath($how)IsNoHang" test "$status" -ne 124
+  check "RankDeath($how)ListsTheLostChunks" grep -qE 'pool::MpiPool: lost: .*map items 35-39 on rank [12]' <<<"$err"
+  check "RankDeath($how)SaysHowFarTheMapGot" grep -qE 'pool::MpiPool: map: [0-9]+ items done of 100' <<<"$err"
+  check "RankDeath($how)PrintsNoResult" test "$(grep -c '^done' <<<"$err")" -eq 0
+  sleep 1
+  check "RankDeath($how)LeavesNoProcess" leftovers
+done
+check SegfaultNamesTheRankAndChunk grep -qE 'rank [12] died of signal 11 \(Segmentation fault\) while running map items 35-39' \
+  <<<"$($run 3 tests/mpi_rank_death segv 2>&1)"
+check ExitNamesTheRankAndChunk grep -qE 'rank [12] called exit\(\) while running map items 35-39' \
+  <<<"$($run 3 tests/mpi_rank_death exit 2>&1)"
+
+finish

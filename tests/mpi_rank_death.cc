@@ -1,0 +1,30 @@
+// A map during which one worker rank dies as the argument says: segv (a signal), kill (SIGKILL,
+// which the rank cannot report), exit (exit() in a task), or none (a clean run). Prints "done"
+// when the map returns.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "pool/mpi_pool.h"
+
+int main(int argc, char** argv) {
+  pool::MpiPool::serve_workers();
+  const std::string how = argc > 1 ? argv[1] : "none";
+  pool::MpiPool workers;
+  const auto results = workers.map(
+      [how_code = how == "segv" ? 1 : how == "kill" ? 2 : how == "exit" ? 3 : 0](int x) {
+        if (x == 37) {
+          if (how_code == 1) std::raise(SIGSEGV);
+          if (how_code == 2) std::raise(SIGKILL);
+          if (how_code == 3) std::exit(3);
+        }
+        usleep(2000);
+        return x;
+      },
+      pool::range(0, 100), 5);
+  std::printf("done %zu\n", results.size());
+  return 0;
+}
