@@ -40,8 +40,8 @@ void Example::parse(int argc, char** argv) {
       "backend", po::value<std::string>()->default_value("process"),
       "process (worker processes), gil (threads sharing one lock, like CPython), "
       "free (free threads, like Python 3.13t), serial (one loop, no pool) or mpi (the ranks of an "
-      "MPI job: run under mpirun or srun)")(
-      "json", po::bool_switch(&json_), "print one JSON line instead of the text")(
+      "MPI job: run under mpirun or srun)")("json", po::bool_switch(&json_),
+                                            "print one JSON line instead of the text")(
       "progress", po::bool_switch(&progress_), "draw a progress bar on stderr (pools only)");
   options_.add(common);
   flags_ = parse_flags(argc, argv, usage_, options_);

@@ -102,7 +102,7 @@ class MpiPool {
     auto state = std::make_shared<detail::AsyncState<R>>(core_.get(), std::move(callback),
                                                          std::move(error_callback));
     submit_map<Function, typename R::value_type>(
-        "map", static_cast<const Function&>(f), inputs, chunksize,
+        "map", progress_, static_cast<const Function&>(f), inputs, chunksize,
         [state](R&& results) { state->succeed(std::move(results)); },
         [state](std::exception_ptr error) { state->fail(std::move(error)); });
     return AsyncResult<R>(state);
@@ -144,7 +144,7 @@ class MpiPool {
     auto state = std::make_shared<detail::AsyncState<R>>(core_.get(), std::move(callback),
                                                          std::move(error_callback));
     submit_map<Function, Value>(
-        "apply", Function{std::forward<F>(f)}, one, 1,
+        "apply", false, Function{std::forward<F>(f)}, one, 1,
         [state](std::vector<Value>&& results) {
           if constexpr (std::is_void_v<R>) {
             state->succeed();
@@ -178,7 +178,8 @@ class MpiPool {
     using Reader = detail::MpiChunkReader<Inputs>;
     using R = StreamResult<F, Inputs>;
     using Job = detail::MpiReduceJob<Inputs, T, Op>;
-    using Runner = detail::MpiReduceRunner<Function, typename Reader::Item, Reader::kLazyRange, Op, T>;
+    using Runner =
+        detail::MpiReduceRunner<Function, typename Reader::Item, Reader::kLazyRange, Op, T>;
     check_stream<Function, Inputs>();
     static_assert(std::is_convertible_v<std::invoke_result_t<Op&, T, R>, T> &&
                       std::is_convertible_v<std::invoke_result_t<Op&, T, T>, T>,
@@ -195,15 +196,14 @@ class MpiPool {
         chunksize = 1;
       }
     }
-    std::string state =
-        detail::StatePacker()
+    std::string state = detail::StatePacker()
                             .add_encoded(detail::encode_task(static_cast<const Function&>(f)))
                             .add_encoded(detail::encode_task(op))
                             .add(init)
                             .take();
-    auto job = std::make_shared<Job>("map_reduce", detail::mpi_runner_id<Runner>(),
-                                     std::move(state), std::forward<Inputs>(inputs), chunksize,
-                                     window(), op, init);
+    auto job =
+        std::make_shared<Job>("map_reduce", detail::mpi_runner_id<Runner>(), std::move(state),
+                              std::forward<Inputs>(inputs), chunksize, window(), op, init);
     if (progress_) job->show_progress(job->total(), "map_reduce");
     core_->submit(job);
     return job->result(*core_);
@@ -223,20 +223,21 @@ class MpiPool {
   }
 
   template <class Function, class R, class Inputs, class Succeed, class Fail>
-  void submit_map(const char* name, const Function& f, const Inputs& inputs, std::size_t chunksize,
-                  Succeed succeed, Fail fail) {
+  void submit_map(const char* name, bool progress, const Function& f, const Inputs& inputs,
+                  std::size_t chunksize, Succeed succeed, Fail fail) {
     using Reader = detail::MpiChunkReader<const Inputs&>;
     using Runner = detail::MpiMapRunner<Function, typename Reader::Item, Reader::kLazyRange>;
     core_->check_can_submit();
     const auto items = static_cast<std::size_t>(std::ranges::size(inputs));
-    if (chunksize == 0) chunksize = detail::default_chunksize(items, static_cast<std::size_t>(size()));
+    if (chunksize == 0)
+      chunksize = detail::default_chunksize(items, static_cast<std::size_t>(size()));
     Reader reader(inputs, chunksize);
     std::deque<detail::MpiChunk> chunks;
     while (!reader.at_end()) reader.read(chunks.emplace_back());
     auto job = std::make_shared<detail::MpiMapJob<R>>(name, detail::mpi_runner_id<Runner>(),
                                                       detail::encode_task(f), std::move(chunks),
                                                       items, std::move(succeed), std::move(fail));
-    if (progress_ && name[0] != 'a') job->show_progress(items, name);
+    if (progress) job->show_progress(items, name);
     core_->submit(std::move(job));
   }
 

@@ -34,6 +34,10 @@ text=$($run 3 examples/slow_series --n 1000000 --backend mpi)
 check SlowSeriesSaysItRunsOnRanks grep -qx 'running with 2 MPI worker ranks over \[(1, 500000), (500001, 1000000)\]' <<<"$text"
 check SlowSeriesPrintsTheSum grep -qE '^sum = 11\.01565184987' <<<"$text"
 
+bar=$($run 3 examples/slow_series --n 100000 --strategy map_reduce --backend mpi --progress 2>&1 >/dev/null)
+check ProgressBarEndsAtEveryItemOnRankZero grep -qE '^map_reduce: 100%\|#+\| 100000/100000 ' <<<"$bar"
+check ProgressBarIsDrawnOnce test "$(grep -c '100000/100000' <<<"$bar")" -eq 1
+
 check TrigSeriesOnThreeRanksEqualsTwoProcesses test \
   "$($run 3 examples/trig_series --n 1000000 --backend mpi --json | value)" = \
   "$(examples/trig_series --n 1000000 --ncores 2 --json | value)"

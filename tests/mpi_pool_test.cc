@@ -20,11 +20,14 @@
 
 #include "examples/slow_series.h"
 #include "pool/errors.h"
+#include "pool/pool_concept.h"
 #include "pool/range.h"
 
 namespace {
 
 using examples::DigitMethod;
+
+static_assert(pool::Pool<pool::MpiPool>, "code written against pool::Pool runs on MpiPool");
 
 int expected_workers() { return std::max(1, pool::MpiPool::world_size() - 1); }
 
@@ -62,8 +65,7 @@ TEST(MpiPool, SerializedArgumentsAndResultsTravelIntact) {
       [](const std::string& word) { return std::vector<int>(word.size(), 1); }, words, 9);
   ASSERT_EQ(lengths.size(), words.size());
   for (std::size_t i = 0; i < words.size(); ++i) EXPECT_EQ(lengths[i].size(), i);
-  const auto shouted =
-      workers.map([](const std::string& word) { return word + "!"; }, words, 0);
+  const auto shouted = workers.map([](const std::string& word) { return word + "!"; }, words, 0);
   for (std::size_t i = 0; i < words.size(); ++i) EXPECT_EQ(shouted[i], words[i] + "!");
 }
 
@@ -133,9 +135,9 @@ TEST(MpiPool, MapReduceEqualsTheSerialFold) {
               serial);
   }
   // The fold keeps input order: string concatenation is associative, not commutative.
-  const std::string letters = workers.map_reduce(
-      [](int i) { return std::string(1, static_cast<char>('a' + i % 26)); }, pool::range(0, 52),
-      std::plus<>(), std::string(), 5);
+  const std::string letters =
+      workers.map_reduce([](int i) { return std::string(1, static_cast<char>('a' + i % 26)); },
+                         pool::range(0, 52), std::plus<>(), std::string(), 5);
   EXPECT_EQ(letters, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
 }
 
@@ -150,9 +152,9 @@ TEST(MpiPool, SlowSeriesOverIntervalsEqualsTheSerialSumAndProcessPoolPartition) 
   const double sum = examples::slow_series_sum(workers, kN, DigitMethod::kInteger);
   EXPECT_EQ(sum, partitioned);
   EXPECT_NEAR(sum, serial, 1e-12 * serial);
-  const double folded = workers.map_reduce(examples::SlowSeriesTerm{DigitMethod::kInteger},
-                                           pool::range(std::int64_t{1}, kN + 1), std::plus<>(),
-                                           0.0);
+  const double folded =
+      workers.map_reduce(examples::SlowSeriesTerm{DigitMethod::kInteger},
+                         pool::range(std::int64_t{1}, kN + 1), std::plus<>(), 0.0);
   EXPECT_NEAR(folded, serial, 1e-12 * serial);
 }
 

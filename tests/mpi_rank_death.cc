@@ -15,7 +15,10 @@ int main(int argc, char** argv) {
   const std::string how = argc > 1 ? argv[1] : "none";
   pool::MpiPool workers;
   const auto results = workers.map(
-      [how_code = how == "segv" ? 1 : how == "kill" ? 2 : how == "exit" ? 3 : 0](int x) {
+      [how_code = how == "segv"   ? 1
+                  : how == "kill" ? 2
+                  : how == "exit" ? 3
+                                  : 0](int x) {
         if (x == 37) {
           if (how_code == 1) std::raise(SIGSEGV);
           if (how_code == 2) std::raise(SIGKILL);

@@ -197,8 +197,8 @@ void check(int code, const char* what) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(code, text, &length);
-  throw std::runtime_error(std::string("pool::MpiPool: ") + what + " failed: " +
-                           std::string(text, static_cast<std::size_t>(length)));
+  throw std::runtime_error(std::string("pool::MpiPool: ") + what +
+                           " failed: " + std::string(text, static_cast<std::size_t>(length)));
 }
 
 // Waits without spinning for long: a rank waiting must leave its core to the ranks computing,
@@ -287,7 +287,8 @@ void tell_rank0_of_death(int signal_number) {
 void on_fatal_signal(int signal_number) {
   tell_rank0_of_death(signal_number);
   for (std::size_t i = 0; i < sizeof kFatalSignals / sizeof kFatalSignals[0]; ++i) {
-    if (kFatalSignals[i] == signal_number) sigaction(signal_number, &previous_fatal_actions[i], nullptr);
+    if (kFatalSignals[i] == signal_number)
+      sigaction(signal_number, &previous_fatal_actions[i], nullptr);
   }
   raise(signal_number);
 }
@@ -425,8 +426,9 @@ void on_termination_signal(int signal_number) {
     *--at = static_cast<char>('0' + value % 10);
     value /= 10;
   } while (value > 0);
-  write_all("pool::MpiPool: rank 0 received SIGTERM (the MPI job is ending: a rank died or was "
-            "killed, or the job was cancelled); chunks in flight, now lost: ");
+  write_all(
+      "pool::MpiPool: rank 0 received SIGTERM (the MPI job is ending: a rank died or was "
+      "killed, or the job was cancelled); chunks in flight, now lost: ");
   write_all(at);
   write_all("\n");
   _exit(128 + signal_number);
@@ -606,8 +608,8 @@ void MpiPoolCore::terminate() {
 
 void MpiPoolCore::abandon(const std::shared_ptr<MpiJob>& job) {
   job->cancel(nullptr);
-  drive_until(
-      [&] { return std::find(jobs_.begin(), jobs_.end(), job) == jobs_.end(); }, std::nullopt);
+  drive_until([&] { return std::find(jobs_.begin(), jobs_.end(), job) == jobs_.end(); },
+              std::nullopt);
 }
 
 bool MpiPoolCore::drive_until(const std::function<bool()>& done,
@@ -654,8 +656,8 @@ bool MpiPoolCore::hand_out() {
       send(rank->rank, &header, sizeof header, job->state_);
       job->ranks_told_.push_back(rank->rank);
     }
-    CommandHeader header{Command::kChunk, 0,           job->id_,    0,
-                         chunk.index,     chunk.first_item, chunk.count, chunk.range_first};
+    CommandHeader header{Command::kChunk,  0,           job->id_,         0, chunk.index,
+                         chunk.first_item, chunk.count, chunk.range_first};
     send(rank->rank, &header, sizeof header, chunk.items);
     chunk.items.clear();
     chunk.items.shrink_to_fit();
@@ -682,8 +684,8 @@ bool MpiPoolCore::run_locally() {
   if (runner == local_runners_.end()) {
     std::unique_ptr<MpiRunner> made;
     try {
-      made = find_mpi_runner(job->runner_)(
-          reinterpret_cast<const std::byte*>(job->state_.data()), job->state_.size());
+      made = find_mpi_runner(job->runner_)(reinterpret_cast<const std::byte*>(job->state_.data()),
+                                           job->state_.size());
     } catch (const std::exception& failure) {
       error = failure.what();
     }
@@ -739,9 +741,8 @@ bool MpiPoolCore::receive_replies() {
     chunks_out.fetch_sub(1);
     MpiJob& job = *done.job;
     const std::size_t size = static_cast<std::size_t>(reply.payload_size);
-    std::byte* destination = reply.status == Status::kDone && size > 0
-                                 ? job.destination(done.chunk, size)
-                                 : nullptr;
+    std::byte* destination =
+        reply.status == Status::kDone && size > 0 ? job.destination(done.chunk, size) : nullptr;
     if (destination == nullptr) {
       buffer_.resize(size);
       destination = buffer_.data();
@@ -819,9 +820,10 @@ void MpiPoolCore::handle_death_notices() {
   DeathNotice notice;
   MPI_Recv(&notice, sizeof notice, MPI_BYTE, status.MPI_SOURCE, kDeath, session().comm,
            MPI_STATUS_IGNORE);
-  std::string report = "pool::MpiPool: rank " + std::to_string(status.MPI_SOURCE) +
-                       (notice.signal_number == 0 ? std::string(" called exit()")
-                                                  : " died of " + signal_name(notice.signal_number));
+  std::string report =
+      "pool::MpiPool: rank " + std::to_string(status.MPI_SOURCE) +
+      (notice.signal_number == 0 ? std::string(" called exit()")
+                                 : " died of " + signal_name(notice.signal_number));
   for (const MpiRank& rank : ranks_) {
     if (rank.rank != status.MPI_SOURCE || rank.in_flight.empty()) continue;
     const MpiInFlight& running = rank.in_flight.front();

@@ -30,8 +30,8 @@ namespace pool::detail {
 
 // A chunk as rank 0 hands it out.
 struct MpiChunk {
-  std::uint64_t index = 0;       // within its call
-  std::int64_t first_item = 0;   // index of its first item in the call's inputs
+  std::uint64_t index = 0;      // within its call
+  std::int64_t first_item = 0;  // index of its first item in the call's inputs
   std::uint64_t count = 0;
   std::int64_t range_first = 0;  // pool::range inputs: the value of the first item
   std::string items;             // other inputs: the encoded items (moved out when sent)
@@ -82,9 +82,9 @@ class MpiJob {
   const char* name_;
   std::uint64_t runner_;
   std::string state_;
-  std::uint64_t id_ = 0;            // set by the core
-  std::size_t in_flight_ = 0;       // chunks handed out, not answered
-  std::vector<int> ranks_told_;     // ranks that hold its runner
+  std::uint64_t id_ = 0;         // set by the core
+  std::size_t in_flight_ = 0;    // chunks handed out, not answered
+  std::vector<int> ranks_told_;  // ranks that hold its runner
   std::uint64_t items_done_ = 0;
   std::optional<std::uint64_t> total_;
   std::unique_ptr<ProgressBar> bar_;

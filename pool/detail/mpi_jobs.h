@@ -101,8 +101,8 @@ class MpiMapJob final : public MpiJob {
   using Succeed = std::function<void(std::vector<R>&&)>;
   using Fail = std::function<void(std::exception_ptr)>;
 
-  MpiMapJob(const char* name, std::uint64_t runner, std::string state,
-            std::deque<MpiChunk> chunks, std::size_t items, Succeed succeed, Fail fail)
+  MpiMapJob(const char* name, std::uint64_t runner, std::string state, std::deque<MpiChunk> chunks,
+            std::size_t items, Succeed succeed, Fail fail)
       : MpiJob(name, runner, std::move(state)),
         chunks_(std::move(chunks)),
         results_(items),

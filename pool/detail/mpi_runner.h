@@ -24,7 +24,7 @@ namespace pool::detail {
 // they travel as their module and offset and are relocated on arrival.
 template <class F>
 inline constexpr bool kFunctionPointer =
-    std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
+    std::is_pointer_v<F>&& std::is_function_v<std::remove_pointer_t<F>>;
 std::string encode_code_address(const void* address);
 const void* decode_code_address(const std::byte* data, std::size_t size);
 
@@ -81,9 +81,9 @@ class DecodedTask<Starred<G>> {
 
 // One chunk as a runner sees it.
 struct MpiChunkInput {
-  std::int64_t first_item = 0;   // index of the chunk's first item in the call's inputs
-  std::uint64_t count = 0;       // items in the chunk
-  std::int64_t range_first = 0;  // pool::range inputs: the value of the first item
+  std::int64_t first_item = 0;       // index of the chunk's first item in the call's inputs
+  std::uint64_t count = 0;           // items in the chunk
+  std::int64_t range_first = 0;      // pool::range inputs: the value of the first item
   const std::byte* items = nullptr;  // other inputs: the encoded items
   std::size_t items_size = 0;
 };
