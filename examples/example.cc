@@ -1,5 +1,6 @@
 #include "examples/example.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 
@@ -69,6 +70,12 @@ void Example::parse(int argc, char** argv) {
     // MPI_Init (a few hundred ms) is start-up like mpirun's launch, outside the timed span; the
     // worker ranks serve from here on.
     pool::MpiPool::serve_workers();
+    const int ranks = std::max(1, pool::MpiPool::world_size() - 1);
+    if (ncores_given_ && ncores_ > ranks) {
+      usage_error("--ncores " + std::to_string(ncores_) + " is more than the MPI job's " +
+                  std::to_string(ranks) + " worker ranks (mpirun -np " +
+                  std::to_string(pool::MpiPool::world_size()) + "; rank 0 hands out the work)");
+    }
   } else {
     usage_error("--backend must be process, gil, free, serial or mpi, got '" + backend + "'");
   }

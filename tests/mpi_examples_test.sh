@@ -52,8 +52,9 @@ check SharedArrayExampleSaysWhy grep -q 'shared arrays' <<<"$err"
 
 err=$($run 3 examples/slow_series --n 1000 --backend mpi --ncores 5 2>&1 >/dev/null)
 status=$?
-check MoreWorkersThanRanksFails test "$status" -ne 0
-check MoreWorkersThanRanksSaysHowMany grep -q '5 workers asked for, but the MPI job has 2 worker ranks' <<<"$err"
+check MoreWorkersThanRanksIsAUsageError test "$status" -eq 2
+check MoreWorkersThanRanksSaysHowMany grep -q -- "--ncores 5 is more than the MPI job's 2 worker ranks" <<<"$err"
+check MoreWorkersThanRanksSaysItOnceFromRankZero test "$(grep -c "^slow_series:" <<<"$err")" -eq 1
 
 leftovers() { pgrep -f mpi_rank_death >/dev/null && return 1 || return 0; }
 
