@@ -54,6 +54,7 @@
 #include "pool/detail/mpi_jobs.h"
 #include "pool/detail/mpi_runner.h"
 #include "pool/detail/serialization.h"
+#include "pool/detail/transfer_checks.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
 
@@ -98,7 +99,7 @@ class MpiPool {
                            typename AsyncResult<R>::Callback callback = {},
                            typename AsyncResult<R>::ErrorCallback error_callback = {}) {
     using Function = std::decay_t<F>;
-    check_map<Function, Inputs>();
+    detail::check_map_call<Function, Inputs>();
     auto state = std::make_shared<detail::AsyncState<R>>(core_.get(), std::move(callback),
                                                          std::move(error_callback));
     submit_map<Function, typename R::value_type>(
@@ -140,7 +141,7 @@ class MpiPool {
     using Function = detail::Starred<std::decay_t<F>>;
     using Value = std::conditional_t<std::is_void_v<R>, detail::Unit, R>;
     const std::vector<std::tuple<T...>> one{std::move(arguments.values)};
-    check_map<Function, std::vector<std::tuple<T...>>>();
+    detail::check_map_call<Function, std::vector<std::tuple<T...>>>();
     auto state = std::make_shared<detail::AsyncState<R>>(core_.get(), std::move(callback),
                                                          std::move(error_callback));
     submit_map<Function, Value>(
@@ -180,7 +181,7 @@ class MpiPool {
     using Job = detail::MpiReduceJob<Inputs, T, Op>;
     using Runner =
         detail::MpiReduceRunner<Function, typename Reader::Item, Reader::kLazyRange, Op, T>;
-    check_stream<Function, Inputs>();
+    detail::check_stream_call<Function, Inputs>();
     static_assert(std::is_convertible_v<std::invoke_result_t<Op&, T, R>, T> &&
                       std::is_convertible_v<std::invoke_result_t<Op&, T, T>, T>,
                   "MpiPool::map_reduce: op must take (T, result) and (T, T) and return T");
@@ -247,7 +248,7 @@ class MpiPool {
     using Reader = detail::MpiChunkReader<Inputs>;
     using Runner = detail::MpiMapRunner<Function, typename Reader::Item, Reader::kLazyRange>;
     using Job = detail::MpiStreamJob<Inputs, StreamResult<F, Inputs>, kOrdered>;
-    check_stream<Function, Inputs>();
+    detail::check_stream_call<Function, Inputs>();
     core_->check_can_submit();
     auto job = std::make_shared<Job>(name, detail::mpi_runner_id<Runner>(),
                                      detail::encode_task(static_cast<const Function&>(f)),
@@ -256,43 +257,6 @@ class MpiPool {
     core_->submit(job);
     return ResultStream<typename Job::Out>(
         std::make_unique<detail::MpiStreamSource<Job>>(*core_, std::move(job)));
-  }
-
-  template <class Function>
-  static void check_function() {
-    static_assert(detail::kTransferable<Function>,
-                  "MpiPool: the task function is sent to other ranks, so it must be trivially "
-                  "copyable (a function pointer, or a lambda capturing numbers by value) or a "
-                  "function object with a cereal serialize() member");
-  }
-  template <class Result>
-  static void check_result() {
-    static_assert(!std::is_void_v<Result>,
-                  "MpiPool::map: the task function must return a value (apply takes void "
-                  "functions)");
-    static_assert(detail::kTransferable<Result> && std::is_default_constructible_v<Result>,
-                  "MpiPool: results must be default-constructible, and trivially copyable or "
-                  "cereal-serializable");
-  }
-  template <class Function, class Inputs>
-  static void check_map() {
-    using Types = detail::MapTypes<Function, const Inputs&>;
-    static_assert(std::ranges::sized_range<const Inputs>,
-                  "MpiPool::map: inputs must be a sized range (vector, array, list, "
-                  "pool::range); use imap for other ranges");
-    check_function<Function>();
-    static_assert(Types::kLazyRange || detail::kTransferable<typename Types::Item>,
-                  "MpiPool: input items must be trivially copyable or cereal-serializable");
-    check_result<typename Types::Result>();
-  }
-  template <class Function, class Inputs>
-  static void check_stream() {
-    using Types = detail::MapTypes<Function, std::views::all_t<Inputs>>;
-    static_assert(std::ranges::input_range<Inputs>, "MpiPool: inputs must be a range");
-    check_function<Function>();
-    static_assert(Types::kLazyRange || detail::kTransferable<typename Types::Item>,
-                  "MpiPool: input items must be trivially copyable or cereal-serializable");
-    check_result<typename Types::Result>();
   }
 
   std::unique_ptr<detail::MpiPoolCore> core_;

@@ -53,6 +53,7 @@
 #include "pool/detail/process_pool_core.h"
 #include "pool/detail/progress_calls.h"
 #include "pool/detail/serialization.h"
+#include "pool/detail/transfer_checks.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
 
@@ -99,7 +100,7 @@ class ProcessPool {
   template <class F, class Inputs>
   std::vector<MapResult<F, Inputs>> map(F&& f, const Inputs& inputs, std::size_t chunksize = 0) {
     if (progress_) {
-      check_map<F, Inputs>();
+      detail::check_map_call<F, Inputs>();
       return detail::run_with_progress(
           detail::progress_total(inputs), "map", [&](const auto& session) {
             return map_async(session.counted(std::decay_t<F>(f)), inputs, chunksize).get();
@@ -113,7 +114,7 @@ class ProcessPool {
   AsyncResult<R> map_async(F&& f, const Inputs& inputs, std::size_t chunksize = 0,
                            typename AsyncResult<R>::Callback callback = {},
                            typename AsyncResult<R>::ErrorCallback error_callback = {}) {
-    check_map<F, Inputs>();
+    detail::check_map_call<F, Inputs>();
     auto state = std::make_shared<detail::AsyncState<R>>(&core(), std::move(callback),
                                                          std::move(error_callback));
     detail::post_map(
@@ -160,7 +161,7 @@ class ProcessPool {
     static_assert(detail::kTransferable<Tuple>,
                   "ProcessPool::apply_async: arguments must be trivially copyable or "
                   "cereal-serializable");
-    check_function<Function>();
+    detail::check_task_function<Function>();
     auto state = std::make_shared<detail::AsyncState<R>>(&core(), std::move(callback),
                                                          std::move(error_callback));
     const std::vector<Tuple> one{std::move(arguments.values)};
@@ -200,7 +201,7 @@ class ProcessPool {
   template <class F, class Inputs, class Op, class T>
   T map_reduce(F&& f, Inputs&& inputs, Op op, T init, std::size_t chunksize = 0) {
     if (progress_) {
-      check_stream<F, Inputs>();
+      detail::check_stream_call<F, Inputs>();
       return detail::run_with_progress(
           detail::progress_total(inputs), "map_reduce", [&](const auto& session) {
             return map_reduce_in_chunks(session.counted(std::decay_t<F>(f)),
@@ -226,7 +227,7 @@ class ProcessPool {
     using Function = std::decay_t<F>;
     using R = StreamResult<F, Inputs>;
     using Feeder = detail::BatchFeeder<Function, Inputs, T>;
-    check_stream<F, Inputs>();
+    detail::check_stream_call<F, Inputs>();
     static_assert(std::is_convertible_v<std::invoke_result_t<Op&, T, R>, T> &&
                       std::is_convertible_v<std::invoke_result_t<Op&, T, T>, T>,
                   "ProcessPool::map_reduce: op must take (T, result) and (T, T) and return T");
@@ -267,7 +268,7 @@ class ProcessPool {
       return ResultStream<Out>(std::make_unique<Source<Feeder, R>>(std::move(feeder)));
     };
     if (progress_) {
-      check_stream<F, Inputs>();
+      detail::check_stream_call<F, Inputs>();
       return detail::stream_with_progress(
           detail::progress_total(inputs), description,
           [&](const auto& session) { return make(session.counted(std::decay_t<F>(f))); });
@@ -280,49 +281,11 @@ class ProcessPool {
   auto map_feeder(F&& f, Inputs&& inputs, std::size_t chunksize) {
     using Function = std::decay_t<F>;
     using Feeder = detail::BatchFeeder<Function, Inputs, StreamResult<F, Inputs>>;
-    check_stream<F, Inputs>();
+    detail::check_stream_call<F, Inputs>();
     core().check_can_submit();
     return std::make_unique<Feeder>(
         core(), Function(std::forward<F>(f)), std::forward<Inputs>(inputs), chunksize, false,
         nullptr, &detail::run_map_job<Function, typename Feeder::Item, Feeder::kLazyRange>);
-  }
-
-  template <class Function>
-  static void check_function() {
-    static_assert(detail::kTransferable<Function>,
-                  "ProcessPool: the task function is copied to worker processes, so it must be "
-                  "trivially copyable (a function pointer, or a lambda capturing numbers by "
-                  "value) or a function object with a cereal serialize() member");
-  }
-  template <class F, class Inputs>
-  static void check_map() {
-    using Types = detail::MapTypes<std::decay_t<F>, const Inputs&>;
-    static_assert(std::ranges::sized_range<const Inputs>,
-                  "ProcessPool::map: inputs must be a sized range (vector, array, list, "
-                  "pool::range); use imap for other ranges");
-    check_function<std::decay_t<F>>();
-    static_assert(Types::kLazyRange || detail::kTransferable<typename Types::Item>,
-                  "ProcessPool: input items must be trivially copyable or cereal-serializable");
-    check_result<typename Types::Result>();
-  }
-  template <class F, class Inputs>
-  static void check_stream() {
-    using Types = detail::MapTypes<std::decay_t<F>, std::views::all_t<Inputs>>;
-    static_assert(std::ranges::input_range<Inputs>, "ProcessPool: inputs must be a range");
-    check_function<std::decay_t<F>>();
-    static_assert(Types::kLazyRange || detail::kTransferable<typename Types::Item>,
-                  "ProcessPool: input items must be trivially copyable or cereal-serializable");
-    check_result<typename Types::Result>();
-  }
-  template <class Result>
-  static void check_result() {
-    static_assert(!std::is_void_v<Result>,
-                  "ProcessPool::map: the task function must return a value (apply_async takes "
-                  "void functions)");
-    static_assert(detail::kTransferable<Result> && (std::is_trivially_copyable_v<Result> ||
-                                                    std::is_default_constructible_v<Result>),
-                  "ProcessPool: results must be trivially copyable, or default-constructible "
-                  "and cereal-serializable");
   }
 
   std::unique_ptr<detail::ProcessPoolCore> core_;

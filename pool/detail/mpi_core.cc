@@ -203,11 +203,7 @@ void send_reply(MPI_Comm comm, const ReplyHeader& reply, const std::string& payl
   install_fatal_signal_handlers();
   serving = true;
   std::atexit(on_exit_while_serving);
-  struct Call {
-    std::unique_ptr<MpiRunner> runner;
-    std::string error;  // why there is no runner
-  };
-  std::unordered_map<std::uint64_t, Call> calls;
+  std::unordered_map<std::uint64_t, MpiCall> calls;
   std::vector<std::byte> message;
   Backoff backoff;
   for (;;) {
@@ -235,29 +231,18 @@ void send_reply(MPI_Comm comm, const ReplyHeader& reply, const std::string& payl
       continue;
     }
     if (header.command == Command::kJob) {
-      Call& call = calls[header.job];
-      try {
-        call.runner = find_mpi_runner(header.runner)(body, body_size);
-      } catch (const std::exception& error) {
-        call.error = error.what();
-      }
+      calls.try_emplace(header.job, header.runner, body, body_size);
       continue;
     }
     // A chunk.
     ReplyHeader reply{header.job, header.chunk};
     std::string payload;
-    std::int64_t item = header.first_item;
-    Call& call = calls[header.job];
     running_chunk.job.store(header.job);
     running_chunk.chunk.store(header.chunk);
-    try {
-      if (!call.runner) throw std::logic_error(call.error);
-      const MpiChunkInput input{header.first_item, header.count, header.range_first, body,
-                                body_size};
-      call.runner->run(input, payload, item);
-    } catch (...) {
+    const MpiChunkInput input{header.first_item, header.count, header.range_first, body, body_size};
+    if (std::optional<TaskFailure> failure = calls.at(header.job).run(input, payload)) {
       reply.status = Status::kFailed;
-      payload = encode_one(TaskFailure::capture(item, std::current_exception()));
+      payload = encode_one(*failure);
     }
     running_chunk.job.store(0);
     reply.payload_size = payload.size();
@@ -520,13 +505,7 @@ bool MpiPoolCore::hand_out() {
     });
     if (rank->in_flight.size() >= kChunksPerRank) return handed;
     MpiChunk chunk;
-    std::shared_ptr<MpiJob> job;
-    for (const auto& candidate : jobs_) {
-      if (candidate->next_chunk(chunk)) {
-        job = candidate;
-        break;
-      }
-    }
+    std::shared_ptr<MpiJob> job = next_chunk(chunk);
     if (!job) return handed;
     if (std::find(job->ranks_told_.begin(), job->ranks_told_.end(), rank->rank) ==
         job->ranks_told_.end()) {
@@ -546,40 +525,31 @@ bool MpiPoolCore::hand_out() {
   }
 }
 
+std::shared_ptr<MpiJob> MpiPoolCore::next_chunk(MpiChunk& chunk) {
+  for (const auto& job : jobs_) {
+    if (job->next_chunk(chunk)) return job;
+  }
+  return nullptr;
+}
+
 bool MpiPoolCore::run_locally() {
   MpiChunk chunk;
-  std::shared_ptr<MpiJob> job;
-  for (const auto& candidate : jobs_) {
-    if (candidate->next_chunk(chunk)) {
-      job = candidate;
-      break;
-    }
-  }
+  const std::shared_ptr<MpiJob> job = next_chunk(chunk);
   if (!job) return false;
-  auto runner = std::find_if(local_runners_.begin(), local_runners_.end(),
-                             [&](const auto& entry) { return entry.first == job.get(); });
-  std::string error;
-  if (runner == local_runners_.end()) {
-    std::unique_ptr<MpiRunner> made;
-    try {
-      made = find_mpi_runner(job->runner_)(reinterpret_cast<const std::byte*>(job->state_.data()),
-                                           job->state_.size());
-    } catch (const std::exception& failure) {
-      error = failure.what();
-    }
-    local_runners_.emplace_back(job.get(), std::move(made));
-    runner = std::prev(local_runners_.end());
+  auto call = std::find_if(local_calls_.begin(), local_calls_.end(),
+                           [&](const auto& entry) { return entry.first == job.get(); });
+  if (call == local_calls_.end()) {
+    call = local_calls_.emplace(
+        local_calls_.end(), std::piecewise_construct, std::forward_as_tuple(job.get()),
+        std::forward_as_tuple(job->runner_, reinterpret_cast<const std::byte*>(job->state_.data()),
+                              job->state_.size()));
   }
   std::string payload;
-  std::int64_t item = chunk.first_item;
-  try {
-    if (!runner->second) throw std::logic_error(error);
-    const MpiChunkInput input{chunk.first_item, chunk.count, chunk.range_first,
-                              reinterpret_cast<const std::byte*>(chunk.items.data()),
-                              chunk.items.size()};
-    runner->second->run(input, payload, item);
-  } catch (...) {
-    job->chunk_failed(chunk, TaskFailure::capture(item, std::current_exception()));
+  const MpiChunkInput input{chunk.first_item, chunk.count, chunk.range_first,
+                            reinterpret_cast<const std::byte*>(chunk.items.data()),
+                            chunk.items.size()};
+  if (std::optional<TaskFailure> failure = call->second.run(input, payload)) {
+    job->chunk_failed(chunk, std::move(*failure));
     return true;
   }
   const auto* bytes = reinterpret_cast<const std::byte*>(payload.data());
@@ -653,7 +623,7 @@ bool MpiPoolCore::settle_finished() {
       CommandHeader header{Command::kDrop, 0, job.id_};
       send(rank, &header, sizeof header, std::string());
     }
-    std::erase_if(local_runners_, [&](const auto& entry) { return entry.first == &job; });
+    std::erase_if(local_calls_, [&](const auto& entry) { return entry.first == &job; });
     const std::shared_ptr<MpiJob> keep = *it;
     it = jobs_.erase(it);
     keep->end_progress();

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "pool/async_result.h"
+#include "pool/detail/mpi_runner.h"
 #include "pool/detail/task_failure.h"
 #include "pool/progress_bar.h"
 
@@ -92,7 +93,6 @@ class MpiJob {
 
 struct MpiRank;
 struct MpiSend;
-class MpiRunner;
 
 class MpiPoolCore final : public Progress {
  public:
@@ -129,6 +129,8 @@ class MpiPoolCore final : public Progress {
   void terminate();
 
  private:
+  // The oldest call's next chunk, and that call; null when no call has a chunk now.
+  std::shared_ptr<MpiJob> next_chunk(MpiChunk& chunk);
   bool hand_out();
   bool run_locally();
   bool receive_replies();
@@ -145,7 +147,7 @@ class MpiPoolCore final : public Progress {
   std::list<MpiSend> sends_;
   std::vector<std::byte> buffer_;
   // Local mode: each call's runner, built on its first chunk.
-  std::vector<std::pair<const MpiJob*, std::unique_ptr<MpiRunner>>> local_runners_;
+  std::vector<std::pair<const MpiJob*, MpiCall>> local_calls_;
   std::uint64_t next_job_id_ = 1;
   bool closed_ = false;
   bool terminated_ = false;

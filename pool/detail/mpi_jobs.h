@@ -97,6 +97,10 @@ class LowestFailure {
 // map, starmap and apply: every chunk encoded up front, results written into one vector.
 template <class R>
 class MpiMapJob final : public MpiJob {
+  static_assert(std::is_default_constructible_v<R>,
+                "MpiPool::map: results must be default-constructible (they are received into a "
+                "vector of them)");
+
  public:
   using Succeed = std::function<void(std::vector<R>&&)>;
   using Fail = std::function<void(std::exception_ptr)>;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -132,6 +133,25 @@ const void* decode_code_address(const std::byte* data, std::size_t size) {
                            " is not loaded on this rank; every rank must run the same program");
   }
   return reinterpret_cast<const void*>(search.base + offset);
+}
+
+MpiCall::MpiCall(std::uint64_t runner, const std::byte* state, std::size_t size) {
+  try {
+    runner_ = find_mpi_runner(runner)(state, size);
+  } catch (const std::exception& error) {
+    error_ = error.what();
+  }
+}
+
+std::optional<TaskFailure> MpiCall::run(const MpiChunkInput& chunk, std::string& out) {
+  std::int64_t item = chunk.first_item;
+  try {
+    if (!runner_) throw std::logic_error(error_);
+    runner_->run(chunk, out, item);
+  } catch (...) {
+    return TaskFailure::capture(item, std::current_exception());
+  }
+  return std::nullopt;
 }
 
 }  // namespace pool::detail

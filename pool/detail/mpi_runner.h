@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -17,6 +18,7 @@
 
 #include "pool/detail/call_adapters.h"
 #include "pool/detail/serialization.h"
+#include "pool/detail/task_failure.h"
 
 namespace pool::detail {
 
@@ -103,6 +105,19 @@ using MakeMpiRunner = std::unique_ptr<MpiRunner> (*)(const std::byte* state, std
 std::uint64_t register_mpi_runner(const char* type_name, MakeMpiRunner make);
 // The runner registered under `id`; throws std::logic_error saying why there is none.
 MakeMpiRunner find_mpi_runner(std::uint64_t id);
+
+// One call's runner on a rank, or why there is none: then every chunk of the call fails with
+// that reason, on whichever rank runs it.
+class MpiCall {
+ public:
+  MpiCall(std::uint64_t runner, const std::byte* state, std::size_t size);
+  // Runs one chunk, appending its results to `out`; the failure, when a task threw.
+  std::optional<TaskFailure> run(const MpiChunkInput& chunk, std::string& out);
+
+ private:
+  std::unique_ptr<MpiRunner> runner_;
+  std::string error_;
+};
 
 template <class Runner>
 struct MpiRunnerRegistration {
