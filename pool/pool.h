@@ -1,4 +1,5 @@
-// The one header users include: every pool, pool::range, pool::SharedArray, pool::gil, and the errors pools throw.
+// The one header users include: every pool, pool::range, pool::SharedArray, pool::gil, pool::Trace,
+// and the errors pools throw.
 #ifndef POOL_POOL_H_
 #define POOL_POOL_H_
 
@@ -14,6 +15,7 @@
 #include "pool/result_stream.h"
 #include "pool/shared_array.h"
 #include "pool/thread_pools.h"
+#include "pool/trace.h"
 
 static_assert(pool::Pool<pool::ProcessPool> && pool::Pool<pool::GilThreadPool> &&
                   pool::Pool<pool::FreeThreadPool>,

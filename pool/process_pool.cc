@@ -14,6 +14,7 @@ detail::CoreOptions core_options(const ProcessPoolOptions& options) {
   core.maxtasksperchild = options.maxtasksperchild;
   core.task_timeout = options.task_timeout;
   core.handle_interrupts = options.handle_interrupts;
+  core.trace = options.trace;
   return core;
 }
 

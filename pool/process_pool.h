@@ -56,6 +56,7 @@
 #include "pool/detail/transfer_checks.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
+#include "pool/trace.h"
 
 namespace pool {
 
@@ -79,6 +80,9 @@ struct ProcessPoolOptions {
   // Draw a progress bar on stderr for every map, starmap, imap and map_reduce (see
   // pool/progress_bar.h): redrawn in place on a terminal, a line every second otherwise.
   bool progress = false;
+  // Record a timeline of every worker into this trace (see pool/trace.h); it is complete once the
+  // pool stopped its workers. Null: nothing is recorded and nothing is paid.
+  std::shared_ptr<Trace> trace;
 };
 
 class ProcessPool {

@@ -9,8 +9,8 @@ GilThreadPool::GilThreadPool() : GilThreadPool(available_cpus()) {}
 GilThreadPool::GilThreadPool(int ncores, std::chrono::nanoseconds switch_interval,
                              ThreadPoolOptions options)
     : ThreadPoolBase(std::make_unique<detail::ThreadPoolCore>(
-          ncores, std::make_unique<detail::GilLock>(switch_interval),
-          std::move(options.initializer)),
+                         ncores, std::make_unique<detail::GilLock>(switch_interval),
+                         std::move(options.initializer), std::move(options.trace)),
                      options.progress) {}
 
 void GilThreadPool::set_switch_interval(std::chrono::nanoseconds interval) {
@@ -24,8 +24,8 @@ std::chrono::nanoseconds GilThreadPool::switch_interval() const {
 FreeThreadPool::FreeThreadPool() : FreeThreadPool(available_cpus()) {}
 
 FreeThreadPool::FreeThreadPool(int ncores, ThreadPoolOptions options)
-    : ThreadPoolBase(std::make_unique<detail::ThreadPoolCore>(ncores, nullptr,
-                                                              std::move(options.initializer)),
+    : ThreadPoolBase(std::make_unique<detail::ThreadPoolCore>(
+                         ncores, nullptr, std::move(options.initializer), std::move(options.trace)),
                      options.progress) {}
 
 }  // namespace pool

@@ -51,6 +51,7 @@
 #include "pool/gil.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
+#include "pool/trace.h"
 
 namespace pool {
 
@@ -60,6 +61,9 @@ struct ThreadPoolOptions {
   std::function<void()> initializer;
   // Draw a progress bar on stderr for every map, starmap, imap and map_reduce, as ProcessPool.
   bool progress = false;
+  // Record a timeline of every thread into this trace (see pool/trace.h); it is complete once the
+  // pool stopped its threads. Null: nothing is recorded.
+  std::shared_ptr<Trace> trace;
 };
 
 // The calls GilThreadPool and FreeThreadPool share. R is the task's result type (decayed).

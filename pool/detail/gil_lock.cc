@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "pool/detail/trace_buffer.h"
 #include "pool/gil.h"
 
 namespace pool::detail {
@@ -34,6 +35,10 @@ void GilLock::release() {
 }
 
 void GilLock::hand_over() {
+  // Traced, the task's run span ends here and its wait for the lock begins.
+  SpanRecorder* recorder = this_thread_recorder();
+  const std::int64_t released_ns = recorder != nullptr ? monotonic_now_ns() : 0;
+  if (recorder != nullptr) recorder->lock_released(released_ns);
   std::unique_lock<std::mutex> guard(mutex_);
   const std::uint64_t before = switches_.load(std::memory_order_relaxed);
   held_ = false;
@@ -44,6 +49,8 @@ void GilLock::hand_over() {
            waiting_.load(std::memory_order_relaxed) == 0;
   });
   take(guard);
+  guard.unlock();
+  if (recorder != nullptr) recorder->lock_taken(released_ns);
 }
 
 }  // namespace pool::detail
@@ -64,14 +71,21 @@ void sleep_for(std::chrono::nanoseconds duration) {
 Released::Released() : lock_(detail::GilLock::current()) {
   if (lock_ != nullptr) {
     detail::GilLock::current() = nullptr;  // nested scopes and checkpoints see no lock
+    if (detail::SpanRecorder* recorder = detail::this_thread_recorder()) {
+      recorder->lock_released(detail::monotonic_now_ns());
+    }
     lock_->release();
   }
 }
 
 Released::~Released() {
   if (lock_ != nullptr) {
+    // The blocking call is over: from here the thread waits for the lock.
+    detail::SpanRecorder* recorder = detail::this_thread_recorder();
+    const std::int64_t waiting_ns = recorder != nullptr ? detail::monotonic_now_ns() : 0;
     lock_->acquire();
     detail::GilLock::current() = lock_;
+    if (recorder != nullptr) recorder->lock_taken(waiting_ns);
   }
 }
 

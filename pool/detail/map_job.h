@@ -13,6 +13,7 @@
 #include <ranges>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "pool/detail/protocol.h"
 #include "pool/detail/serialization.h"
@@ -59,6 +60,7 @@ void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i
                    Each&& each) {
   const JobDescriptor& job = context.job();
   if constexpr (kLazyRange) {
+    context.recorder().run_begins();
     for (; i < end; ++i) {
       context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
       Item item = static_cast<Item>(job.range_first + static_cast<std::int64_t>(i));
@@ -68,6 +70,23 @@ void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i
     const auto* index =
         reinterpret_cast<const std::uint64_t*>(context.arena() + job.arg_index_offset);
     Decoder<Item> arguments(context.arena() + index[chunk], index[chunk + 1] - index[chunk]);
+    if (context.tracing()) {
+      // Traced, the chunk's arguments are decoded before its first task, as Python's workers
+      // unpickle a whole task, so that decoding shows as overhead and not as run time.
+      struct Decoded {
+        Item value;  // not vector<bool>'s proxies
+      };
+      std::vector<Decoded> items;
+      items.reserve(static_cast<std::size_t>(end - i));
+      for (std::uint64_t k = i; k < end; ++k) items.push_back(Decoded{arguments.next()});
+      context.recorder().run_begins();
+      for (Decoded& item : items) {
+        context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
+        each(item.value);
+        ++i;
+      }
+      return;
+    }
     for (; i < end; ++i) {
       context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
       Item item = arguments.next();
@@ -88,13 +107,25 @@ void store_chunk_results(WorkerContext& context, std::uint64_t chunk, std::uint6
     emit([&](auto&& result) {
       ::new (static_cast<void*>(slots + next++)) Result(std::forward<decltype(result)>(result));
     });
+    context.recorder().run_ends();
   } else {
     auto* records = reinterpret_cast<ChunkRecord*>(context.arena() + job.record_offset);
+    // Traced, results are kept until the chunk's last task ran, so that encoding them shows as
+    // overhead; untraced, each is encoded as soon as it is made.
+    std::vector<Result> kept;
+    if (context.tracing()) {
+      emit([&](auto&& result) { kept.emplace_back(std::forward<decltype(result)>(result)); });
+      context.recorder().run_ends();
+    }
     std::ostream& out = context.begin_record();
     const std::size_t start = context.result_position();
     {
       cereal::BinaryOutputArchive archive(out);
-      emit([&](const Result& result) { archive(result); });
+      if (context.tracing()) {
+        for (const Result& result : kept) archive(result);
+      } else {
+        emit([&](const Result& result) { archive(result); });
+      }
     }
     records[chunk] =
         ChunkRecord{context.index(), kRecordWritten, start, context.result_position() - start};
@@ -111,9 +142,13 @@ void run_chunks(WorkerContext& context, std::uint64_t chunk, Body&& body) {
     const std::uint64_t begin = chunk * job.chunksize;
     const std::uint64_t end = std::min<std::uint64_t>(begin + job.chunksize, job.n_items);
     std::uint64_t i = begin;
+    context.recorder().set_chunk(static_cast<std::int64_t>(context.position()),
+                                 static_cast<std::int64_t>(chunk),
+                                 job.index_base + static_cast<std::int64_t>(begin), end - begin);
     try {
       body(chunk, begin, end, i);
     } catch (...) {
+      context.recorder().run_ends();
       context.fail_task(chunk, job.index_base + static_cast<std::int64_t>(i),
                         std::current_exception());
       return;
@@ -153,6 +188,7 @@ void run_reduce_job(WorkerContext& context, std::uint64_t chunk) {
         for_each_item<Item, kLazyRange>(context, chunk, i, end, [&](Item& item) {
           acc = std::invoke(op, std::move(acc), std::invoke(function, item));
         });
+        context.recorder().run_ends();
         store_chunk_results<T>(context, chunk, chunk, [&](auto&& store) { store(std::move(acc)); });
       });
 }

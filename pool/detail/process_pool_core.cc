@@ -120,7 +120,11 @@ class ProcessPoolCore::WorkerLink final : public ParentLink {
 };
 
 ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
-    : owner_(::getpid()), options_(std::move(options)), sigchld_(io_), interrupts_(io_) {
+    : owner_(::getpid()),
+      started_ns_(monotonic_now_ns()),
+      options_(std::move(options)),
+      sigchld_(io_),
+      interrupts_(io_) {
   if (workers < 1) {
     throw std::invalid_argument("pool: a pool needs at least 1 worker, got " +
                                 std::to_string(workers));
@@ -153,6 +157,12 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
   arena_ = Arena(SharedSegment::anonymous(kInitialArenaBytes));
   workers_.resize(count);
   for (auto& worker : workers_) worker.results = SharedSegment::anonymous(kInitialResultBytes);
+  if (options_.trace) {
+    trace_segment_ =
+        SharedSegment::anonymous(round_to_pages(TraceSession::bytes_for(*options_.trace, workers)));
+    trace_ = std::make_unique<TraceSession>(options_.trace, "process", workers, started_ns_,
+                                            trace_segment_.data());
+  }
 
   sigchld_.add(SIGCHLD);
   arm_sigchld();
@@ -196,19 +206,23 @@ void ProcessPoolCore::wait_for_startup() {
 }
 
 void ProcessPoolCore::stop_workers(bool kill_now) {
+  if (trace_) trace_->shutdown_begins();
   // EOF on its socket tells an idle worker to exit; one stuck in a task is killed after a grace.
   for (auto& worker : workers_) {
     if (!worker.alive) continue;
     if (kill_now) ::kill(worker.pid, SIGKILL);
     close_channel(worker);
   }
-  for (auto& worker : workers_) {
+  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+    Worker& worker = workers_[i];
     if (worker.alive) {
       reap(worker.pid, kill_now ? std::chrono::milliseconds(0) : kExitGrace);
       worker.alive = false;
+      if (trace_) trace_->worker_ended(static_cast<int>(i), monotonic_now_ns());
     }
     worker.pending_results = SharedSegment();
   }
+  if (trace_) trace_->finish();
 }
 
 void ProcessPoolCore::check_can_submit() const {
@@ -235,6 +249,9 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   slot.started.store(kInitializing, std::memory_order_relaxed);
   // A replacement helps with every job still in flight.
   slot.position.store(live_.empty() ? posted_ : live_.front().position, std::memory_order_release);
+  // The first workers' start-up is the pool's; a replacement's starts now.
+  const bool first = workers_[index].pid < 0;
+  const std::int64_t startup_ns = first ? started_ns_ : monotonic_now_ns();
   // Flushed now, or each worker would print the parent's buffered output again when it exits.
   std::fflush(nullptr);
   const pid_t pid = ::fork();
@@ -253,7 +270,7 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
     ::signal(SIGCHLD, SIG_DFL);
     // Ctrl-C reaches the whole process group; the parent decides what happens to workers.
     ::signal(SIGINT, SIG_IGN);
-    serve(index, fds[1]);
+    serve(index, fds[1], startup_ns);
   }
   ::close(fds[1]);
   parent_ends().push_back(fds[0]);
@@ -267,8 +284,9 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   arm_read(index);
 }
 
-void ProcessPoolCore::serve(std::uint32_t index, int fd) {
+void ProcessPoolCore::serve(std::uint32_t index, int fd, std::int64_t startup_ns) {
   int exit_code = 0;
+  TraceBuffer* trace = trace_ ? trace_->buffer(static_cast<int>(index)) : nullptr;
   try {
     WorkerSlot& me = control_->slots()[index];
     Worker& self = workers_[index];
@@ -280,6 +298,10 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
     const bool unread = me.records_produced.load() != me.records_consumed.load();
     results.reset(self.results.data(), self.results.size(), unread ? me.records_end.load() : 0);
     if (options_.initializer) run_initializer(index, fd, results);
+    SpanRecorder recorder(trace);
+    if (trace != nullptr) {
+      trace->record(TraceKind::kStartup, startup_ns, monotonic_now_ns(), -1, -1, -1, 0);
+    }
     WorkerLink link(control_, index, fd);
     std::uint64_t chunks_left = control_->max_chunks_per_worker != 0
                                     ? control_->max_chunks_per_worker
@@ -289,9 +311,14 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
     for (;;) {
       if (position < control_->posted.load(std::memory_order_acquire)) {
         JobSlot& job = control_->slot_of(position);
-        WorkerContext context(control_, &job, index, arena, &results, &link, &chunks_left);
+        WorkerContext context(control_, &job, index, arena, &results, &link, &chunks_left,
+                              &recorder, position);
         std::uint64_t chunk = 0;
-        if (context.next_chunk(chunk)) job.job.runner(context, chunk);
+        recorder.start_overhead();
+        if (context.next_chunk(chunk)) {
+          job.job.runner(context, chunk);
+          recorder.idle();
+        }
         if (chunks_left == 0) break;  // maxtasksperchild: the parent starts a replacement
         me.position.store(++position, std::memory_order_seq_cst);
         // The parent may be waiting for every worker to leave a cancelled job.
@@ -323,6 +350,7 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd) {
   } catch (...) {
     exit_code = 70;  // EX_SOFTWARE: the parent reports it as a dead worker
   }
+  if (trace != nullptr) trace->mark_stopped();
   std::fflush(nullptr);
   ::_exit(exit_code);
 }

@@ -29,6 +29,7 @@
 #include "pool/detail/protocol.h"
 #include "pool/detail/shared_segment.h"
 #include "pool/detail/task_failure.h"
+#include "pool/detail/trace_session.h"
 #include "pool/detail/worker_context.h"
 
 namespace pool::detail {
@@ -39,6 +40,7 @@ struct CoreOptions {
   std::uint64_t maxtasksperchild = 0;
   std::chrono::nanoseconds task_timeout{0};
   bool handle_interrupts = true;
+  std::shared_ptr<Trace> trace;  // null: not traced
 };
 
 // Hears about one posted job, in the parent, while someone drives.
@@ -122,7 +124,8 @@ class ProcessPoolCore final : public Progress {
 
   void spawn(std::uint32_t index);
   void stop_workers(bool kill_now);
-  [[noreturn]] void serve(std::uint32_t index, int fd);
+  // startup_ns: when this worker's start-up began (the pool's start for the first workers).
+  [[noreturn]] void serve(std::uint32_t index, int fd, std::int64_t startup_ns);
   void run_initializer(std::uint32_t index, int fd, ResultBuffer& results);
   void grow_results_in_worker(std::uint32_t index, int fd, std::size_t bytes, ResultBuffer& buffer);
 
@@ -153,6 +156,7 @@ class ProcessPoolCore final : public Progress {
   void wake_workers();
 
   pid_t owner_;
+  std::int64_t started_ns_;  // CLOCK_MONOTONIC, at construction
   CoreOptions options_;
   State state_ = State::kRunning;
   int driving_ = 0;            // nesting depth of drive_until; callbacks run inside it
@@ -168,6 +172,8 @@ class ProcessPoolCore final : public Progress {
   boost::asio::signal_set interrupts_;
   int interrupted_ = 0;
   std::vector<Worker> workers_;
+  SharedSegment trace_segment_;  // the workers' trace buffers, when traced
+  std::unique_ptr<TraceSession> trace_;
   std::shared_ptr<int> lifetime_ = std::make_shared<int>(0);
 };
 

@@ -164,6 +164,12 @@ class MapJob final : public ThreadJob {
         state_(std::move(state)) {}
 
  private:
+  std::pair<std::int64_t, std::uint64_t> items_of(std::size_t chunk) const override {
+    const std::size_t begin = chunk * chunksize_;
+    const std::size_t end = std::min(begin + chunksize_, n_);
+    return {static_cast<std::int64_t>(begin), end > begin ? end - begin : 0};
+  }
+
   void run_chunk(std::size_t chunk) override {
     const std::size_t begin = chunk * chunksize_;
     const std::size_t end = std::min(begin + chunksize_, n_);

@@ -10,12 +10,28 @@
 namespace pool::detail {
 
 void ThreadJob::work() {
+  SpanRecorder* recorder = this_thread_recorder();
+  if (recorder == nullptr) {
+    for (;;) {
+      const std::size_t chunk = next_.fetch_add(1, std::memory_order_relaxed);
+      if (chunk >= chunks_) return;
+      run_chunk(chunk);
+      finish(1);
+    }
+  }
+  // Traced: the overhead before each chunk (taking it, finishing the one before) and its run.
+  recorder->start_overhead();
   for (;;) {
     const std::size_t chunk = next_.fetch_add(1, std::memory_order_relaxed);
-    if (chunk >= chunks_) return;
+    if (chunk >= chunks_) break;
+    const auto [first_item, items] = items_of(chunk);
+    recorder->set_chunk(id_, static_cast<std::int64_t>(chunk), first_item, items);
+    recorder->run_begins();
     run_chunk(chunk);
+    recorder->run_ends();
     finish(1);
   }
+  recorder->idle();
 }
 
 void ThreadJob::cancel(std::exception_ptr reason) {
@@ -43,15 +59,22 @@ void ThreadJob::finish(std::size_t chunks) {
 }
 
 ThreadPoolCore::ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil,
-                               std::function<void()> initializer)
-    : size_(threads), gil_(std::move(gil)), initializer_(std::move(initializer)) {
+                               std::function<void()> initializer, std::shared_ptr<Trace> trace)
+    : size_(threads),
+      started_ns_(monotonic_now_ns()),
+      gil_(std::move(gil)),
+      initializer_(std::move(initializer)) {
   if (threads < 1) {
     throw std::invalid_argument("pool: a pool needs at least 1 worker, got " +
                                 std::to_string(threads));
   }
+  if (trace) {
+    trace_ = std::make_unique<TraceSession>(std::move(trace), gil_ ? "gil" : "free", threads,
+                                            started_ns_);
+  }
   threads_.reserve(static_cast<std::size_t>(threads));
   try {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { serve(); });
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { serve(i); });
   } catch (...) {
     stop_threads();
     throw;
@@ -98,6 +121,7 @@ void ThreadPoolCore::enqueue(std::shared_ptr<ThreadJob> job, State latest) {
   {
     std::lock_guard<std::mutex> guard(mutex_);
     if (state_ > latest) throw not_running();
+    job->set_id(jobs_queued_++);
     queue_.push_back(std::move(job));
   }
   if (many) {
@@ -157,6 +181,7 @@ void ThreadPoolCore::remove_stream(LiveStream* stream) {
 }
 
 void ThreadPoolCore::stop_threads() {
+  if (trace_) trace_->shutdown_begins();
   {
     std::lock_guard<std::mutex> guard(mutex_);
     state_ = State::kStopping;
@@ -165,6 +190,7 @@ void ThreadPoolCore::stop_threads() {
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
   }
+  if (trace_) trace_->finish();
 }
 
 void ThreadPoolCore::hold_gil() {
@@ -177,7 +203,17 @@ void ThreadPoolCore::release_gil() {
   gil_->release();
 }
 
-void ThreadPoolCore::serve() {
+void ThreadPoolCore::serve(int index) {
+  SpanRecorder recorder(trace_ ? trace_->buffer(index) : nullptr);
+  TraceBuffer* trace = recorder.buffer();
+  this_thread_recorder() = trace != nullptr ? &recorder : nullptr;
+  struct Stopped {
+    TraceBuffer* trace;
+    ~Stopped() {
+      if (trace != nullptr) trace->mark_stopped();
+      this_thread_recorder() = nullptr;
+    }
+  } stopped{trace};
   bool holding_gil = false;
   if (initializer_) {
     if (gil_) {
@@ -201,10 +237,15 @@ void ThreadPoolCore::serve() {
       return;
     }
   }
+  if (trace != nullptr) {
+    trace->record(TraceKind::kStartup, started_ns_, monotonic_now_ns(), -1, -1, -1, 0);
+  }
   while (std::shared_ptr<ThreadJob> job = next_job(holding_gil)) {
     if (gil_ && !holding_gil) {
+      const std::int64_t waiting_ns = trace != nullptr ? monotonic_now_ns() : 0;
       hold_gil();
       holding_gil = true;
+      if (trace != nullptr) recorder.gil_wait(waiting_ns, job->id());
     }
     job->work();
   }

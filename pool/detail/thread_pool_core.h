@@ -16,9 +16,11 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pool/detail/gil_lock.h"
+#include "pool/detail/trace_session.h"
 #include "pool/errors.h"
 
 namespace pool::detail {
@@ -38,6 +40,10 @@ class ThreadJob {
   // Claims chunks one by one and runs them until none is left.
   void work();
 
+  // The call's number in submission order, for traces; set by the pool when it queues the job.
+  std::int64_t id() const { return id_; }
+  void set_id(std::int64_t id) { id_ = id; }
+
   // Drops the chunks not handed out yet; the job settles once its running chunks are done (at once,
   // in this thread, if none runs). cancel_reason() is `reason` when chunks were dropped.
   // Idempotent.
@@ -51,6 +57,10 @@ class ThreadJob {
   virtual void settle() = 0;
   // Why chunks were dropped by cancel(), or null (no chunk dropped, or dropped without a reason).
   std::exception_ptr cancel_reason() const;
+  // For traces: the input index of the chunk's first item and its item count.
+  virtual std::pair<std::int64_t, std::uint64_t> items_of(std::size_t chunk) const {
+    return {static_cast<std::int64_t>(chunk), 1};
+  }
 
  private:
   // Far beyond any chunk count, so later claims never wrap back into range.
@@ -64,6 +74,7 @@ class ThreadJob {
   std::atomic<std::size_t> outstanding_;
   mutable std::mutex reason_mutex_;
   std::exception_ptr cancel_reason_;
+  std::int64_t id_ = -1;
 };
 
 // A stream (imap, map_reduce) that submits its batches while it is read. join() asks each live
@@ -83,7 +94,9 @@ class ThreadPoolCore {
   // initializer (may be empty) runs once in each thread before its first task; if it throws in
   // any thread, the constructor joins every thread and throws InitializerError.
   // Throws std::invalid_argument if threads < 1.
-  ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil, std::function<void()> initializer);
+  // With a trace, every thread records its spans into it (see pool/trace.h).
+  ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil, std::function<void()> initializer,
+                 std::shared_ptr<Trace> trace = nullptr);
   // close() and join().
   ~ThreadPoolCore();
   ThreadPoolCore(const ThreadPoolCore&) = delete;
@@ -114,7 +127,7 @@ class ThreadPoolCore {
  private:
   enum class State { kOpen, kClosed, kStopping };
 
-  void serve();
+  void serve(int index);
   // The oldest job with chunks left, or null when the threads are to stop. Releases the GIL
   // (holding_gil) before it waits, as CPython releases the GIL on a blocking queue get.
   std::shared_ptr<ThreadJob> next_job(bool& holding_gil);
@@ -125,6 +138,9 @@ class ThreadPoolCore {
   void release_gil();
 
   const int size_;
+  const std::int64_t started_ns_;  // CLOCK_MONOTONIC, at construction
+  std::unique_ptr<TraceSession> trace_;
+  std::int64_t jobs_queued_ = 0;  // under mutex_
   std::unique_ptr<GilLock> gil_;
   std::function<void()> initializer_;
 

@@ -231,6 +231,11 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
     friend class ChunkStream;
     void run_chunk(std::size_t chunk) override { stream_.run_chunk(*this, chunk); }
     void settle() override { stream_.settle_batch(*this, cancel_reason()); }
+    std::pair<std::int64_t, std::uint64_t> items_of(std::size_t chunk) const override {
+      const std::size_t from = chunk * stream_.chunksize_;
+      const std::size_t to = std::min(from + stream_.chunksize_, batch_.count);
+      return {static_cast<std::int64_t>(batch_.first + from), to > from ? to - from : 0};
+    }
 
     ChunkStream& stream_;
     Batch batch_;

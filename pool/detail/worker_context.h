@@ -19,6 +19,7 @@
 
 #include "pool/detail/protocol.h"
 #include "pool/detail/task_failure.h"
+#include "pool/detail/trace_buffer.h"
 
 namespace pool::detail {
 
@@ -79,7 +80,8 @@ class ParentLink {
 class WorkerContext {
  public:
   WorkerContext(ControlBlock* control, JobSlot* slot, std::uint32_t index, std::byte* arena,
-                ResultBuffer* results, ParentLink* parent, std::uint64_t* chunks_left)
+                ResultBuffer* results, ParentLink* parent, std::uint64_t* chunks_left,
+                SpanRecorder* recorder, std::uint64_t position)
       : control_(control),
         slot_(slot),
         me_(control->slots() + index),
@@ -89,11 +91,18 @@ class WorkerContext {
         result_stream_(results),
         parent_(parent),
         chunks_left_(chunks_left),
+        recorder_(recorder),
+        position_(position),
         timed_(control->task_timeout_ns != 0) {}
 
   const JobDescriptor& job() const { return slot_->job; }
   std::byte* arena() const { return arena_; }
   std::uint32_t index() const { return index_; }
+  // Records this worker's spans when the pool is traced; its calls do nothing otherwise.
+  SpanRecorder& recorder() const { return *recorder_; }
+  bool tracing() const { return recorder_->on(); }
+  // The job's position: its number in posting order.
+  std::uint64_t position() const { return position_; }
 
   // Takes the next chunk; false when none are left, the job was cancelled, or this worker has run
   // its maxtasksperchild.
@@ -182,6 +191,8 @@ class WorkerContext {
   std::ostream result_stream_;
   ParentLink* parent_;
   std::uint64_t* chunks_left_;
+  SpanRecorder* recorder_;
+  std::uint64_t position_;
   bool timed_;
 };
 
