@@ -204,6 +204,21 @@ TEST_F(Trace, GilPoolRunSpansNeverOverlapAndThreadsWaitForTheLock) {
   EXPECT_GT(stats.gil_wait, 0.0);
 }
 
+TEST_F(Trace, GilThreadsTakeTurnsEverySwitchIntervalUntilTheirTasksEnd) {
+  // As CPython: two CPU-bound threads alternate, each holding the lock about one switch interval,
+  // for as long as both have work; not just once.
+  auto trace = std::make_shared<pool::Trace>();
+  {
+    pool::GilThreadPool workers(2, std::chrono::milliseconds(2), thread_options(trace));
+    workers.map([](int) { return spin_for_ms(60); }, pool::range(0, 2), 1);
+  }
+  // About 60 ms of shared time in 2 ms turns: far more than one hand-over per thread.
+  for (int w = 0; w < 2; ++w) {
+    EXPECT_GE(spans_of(*trace, pool::SpanKind::kRun, w).size(), 5u) << "worker " << w;
+    EXPECT_GE(spans_of(*trace, pool::SpanKind::kGilWait, w).size(), 5u) << "worker " << w;
+  }
+}
+
 TEST_F(Trace, FreeThreadsAndProcessesRunAtOnceWhereGilThreadsTakeTurns) {
   // Sleeping tasks: run spans of the two workers overlap without any doubt on free threads and
   // processes; on the GIL pool the sleep releases the lock, so it is not run time there.

@@ -19,6 +19,10 @@ void GilLock::take(std::unique_lock<std::mutex>& guard) {
   held_ = true;
   switches_.fetch_add(1, std::memory_order_relaxed);
   acquired_at_ = std::chrono::steady_clock::now();
+  // A holder that handed the lock over waits for this switch (forced switching) before it queues
+  // for the lock again; without the wake-up it would wait until the lock is next released, and
+  // meanwhile no thread would be waiting, so the new holder would never hand it back.
+  changed_.notify_all();
 }
 
 void GilLock::acquire() {
