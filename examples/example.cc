@@ -1,7 +1,11 @@
 #include "examples/example.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <system_error>
 #include <utility>
 
 namespace examples {
@@ -28,6 +32,30 @@ const char* backend_name(Backend backend) {
   return "?";
 }
 
+nlohmann::ordered_json stats_json(const pool::TraceStats& stats) {
+  nlohmann::ordered_json workers = nlohmann::ordered_json::array();
+  for (const pool::WorkerStats& worker : stats.per_worker) {
+    workers.push_back({{"busy", worker.busy()},
+                       {"run", worker.run},
+                       {"overhead", worker.overhead},
+                       {"gil_wait", worker.gil_wait},
+                       {"idle", worker.idle},
+                       {"tasks", worker.tasks},
+                       {"items", worker.items}});
+  }
+  return {{"wall", stats.wall},
+          {"efficiency", stats.efficiency()},
+          {"run", stats.run},
+          {"startup", stats.startup},
+          {"overhead", stats.overhead},
+          {"gil_wait", stats.gil_wait},
+          {"idle", stats.idle},
+          {"idle_at_end", stats.idle_at_end},
+          {"shutdown", stats.shutdown},
+          {"dropped_events", stats.dropped_events},
+          {"workers", std::move(workers)}};
+}
+
 }  // namespace
 
 Example::Example(std::string name, std::string usage)
@@ -43,7 +71,12 @@ void Example::parse(int argc, char** argv) {
       "free (free threads, like Python 3.13t), serial (one loop, no pool) or mpi (the ranks of an "
       "MPI job: run under mpirun or srun)")("json", po::bool_switch(&json_),
                                             "print one JSON line instead of the text")(
-      "progress", po::bool_switch(&progress_), "draw a progress bar on stderr (pools only)");
+      "progress", po::bool_switch(&progress_), "draw a progress bar on stderr (pools only)")(
+      "trace", po::value<std::string>(&trace_path_)->value_name("FILE"),
+      "write the pool's timeline to FILE as a Chrome trace (Perfetto, chrome://tracing; "
+      "tools/timeline FILE draws it)")(
+      "stats", po::bool_switch(&stats_),
+      "print each worker's busy %, the pool's efficiency and where the rest of the time went");
   options_.add(common);
   flags_ = parse_flags(argc, argv, usage_, options_);
 
@@ -79,6 +112,27 @@ void Example::parse(int argc, char** argv) {
   } else {
     usage_error("--backend must be process, gil, free, serial or mpi, got '" + backend + "'");
   }
+  const bool traced = !trace_path_.empty() || stats_;
+  if (traced && (backend_ == Backend::kSerial || backend_ == Backend::kMpi)) {
+    usage_error(
+        std::string("--trace and --stats record a process, gil or free pool, not --backend ") +
+        backend_name(backend_));
+  }
+  if (flags_.count("trace") != 0 && trace_path_.empty()) usage_error("--trace needs a file name");
+  if (!trace_path_.empty()) {
+    // Found out now, not after the run.
+    std::ofstream probe(trace_path_);
+    if (!probe) {
+      usage_error("--trace: cannot write '" + trace_path_ + "': " + std::strerror(errno));
+    }
+  }
+}
+
+std::shared_ptr<pool::Trace> Example::new_trace() {
+  if (trace_path_.empty() && !stats_) return nullptr;
+  trace_ = std::make_shared<pool::Trace>();
+  trace_->set_label(name_);
+  return trace_;
 }
 
 std::string Example::text(const std::string& flag) const { return flags_[flag].as<std::string>(); }
@@ -121,11 +175,24 @@ int Example::report(const Outcome& outcome) const {
                                    {"ncores", ncores()}, {"n", outcome.n},
                                    {"seconds", seconds}, {"value", outcome.value}};
     for (const auto& [key, value] : outcome.fields.items()) line[key] = value;
+    if (stats_ && trace_) line["stats"] = stats_json(trace_->stats());
     std::cout << line.dump() << std::endl;
   } else {
     std::printf("Time in seconds: %.3f\n", seconds);
     for (const std::string& text : outcome.lines) std::printf("%s\n", text.c_str());
+    if (stats_ && trace_) std::cout << "\n" << trace_->stats();
+    std::cout.flush();
     std::fflush(stdout);
+  }
+  if (!trace_path_.empty() && trace_) {
+    try {
+      trace_->save(trace_path_);
+    } catch (const std::system_error& error) {
+      std::cerr << name_ << ": " << error.what() << "\n";
+      return 1;
+    }
+    std::cerr << name_ << ": wrote the trace to " << trace_path_ << " (" << trace_->spans().size()
+              << " spans; tools/timeline " << trace_path_ << " draws it)\n";
   }
   if (outcome.failure.empty()) return 0;
   std::cerr << name_ << ": " << outcome.failure << "\n";

@@ -11,15 +11,17 @@
 //   });
 //
 // Common flags: --ncores N (default: the CPUs this process may use), --backend
-// process|gil|free|serial|mpi, --json, --progress (a progress bar on stderr) and --help. A bad
-// value prints one line on stderr and exits with status 2. With --backend mpi the program runs
+// process|gil|free|serial|mpi, --json, --progress (a progress bar on stderr), --trace FILE (the
+// pool's timeline as a Chrome trace, see pool/trace.h; tools/timeline draws it), --stats (busy %,
+// efficiency and lost time after the result) and --help. A bad value prints one line on stderr and
+// exits with status 2. With --backend mpi the program runs
 // under mpirun or srun: rank 0 prints, the other ranks are the pool's workers, and --ncores
 // defaults to all of them.
 //
 // Output: without --json, the lines the example wrote to out(), then "Time in seconds: X.XXX",
 // then Outcome::lines. With --json, out() discards its text and stdout holds exactly one line: a
 // JSON object {"example", "backend", "ncores" (1 for serial), "n", "seconds", "value"} followed by
-// Outcome::fields.
+// Outcome::fields, and "stats" under --stats.
 #ifndef EXAMPLES_EXAMPLE_H_
 #define EXAMPLES_EXAMPLE_H_
 
@@ -28,6 +30,7 @@
 #include <cstdint>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -107,6 +110,8 @@ class Example {
   template <class Body>
   Outcome on_chosen_pool(Body& body);
   int report(const Outcome& outcome) const;
+  // The trace the chosen pool records into, under --trace or --stats; null otherwise.
+  std::shared_ptr<pool::Trace> new_trace();
 
   std::string name_;
   std::string usage_;
@@ -118,6 +123,9 @@ class Example {
   bool progress_ = false;
   bool needs_shared_memory_ = false;
   bool ncores_given_ = false;
+  std::string trace_path_;
+  bool stats_ = false;
+  std::shared_ptr<pool::Trace> trace_;
   std::ostream discard_{nullptr};  // no buffer: everything written is dropped
   std::chrono::steady_clock::time_point started_;
   std::optional<std::chrono::steady_clock::time_point> stopped_;
@@ -149,12 +157,14 @@ Outcome Example::on_chosen_pool(Body& body) {
     case Backend::kProcess: {
       pool::ProcessPoolOptions options;
       options.progress = progress_;
+      options.trace = new_trace();
       pool::ProcessPool workers(ncores_, std::move(options));
       return body(workers);
     }
     case Backend::kGil: {
       pool::ThreadPoolOptions options;
       options.progress = progress_;
+      options.trace = new_trace();
       pool::GilThreadPool workers(ncores_, pool::GilThreadPool::kDefaultSwitchInterval,
                                   std::move(options));
       return body(workers);
@@ -162,6 +172,7 @@ Outcome Example::on_chosen_pool(Body& body) {
     case Backend::kFree: {
       pool::ThreadPoolOptions options;
       options.progress = progress_;
+      options.trace = new_trace();
       pool::FreeThreadPool workers(ncores_, std::move(options));
       return body(workers);
     }

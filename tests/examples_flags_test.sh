@@ -29,7 +29,7 @@ help_lists() {  # example, flags...
   shift
   local help
   help=$(examples/$example --help)
-  for flag in "$@" --ncores --backend --json --progress --help; do
+  for flag in "$@" --ncores --backend --json --progress --trace --stats --help; do
     check "${example}HelpLists($flag)" grep -q -- "$flag" <<<"$help"
   done
 }
