@@ -54,13 +54,13 @@ class ArenaLayout {
 };
 
 // Calls each(item) for the items [begin, end) of `chunk`; `i` follows the item being run, so a
-// failure can be attributed.
-template <class Item, bool kLazyRange, class Each>
+// failure can be attributed. kTraced: the worker records spans (see run_chunks).
+template <class Item, bool kLazyRange, bool kTraced, class Each>
 void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i, std::uint64_t end,
                    Each&& each) {
   const JobDescriptor& job = context.job();
   if constexpr (kLazyRange) {
-    context.recorder().run_begins();
+    if constexpr (kTraced) context.recorder().run_begins();
     for (; i < end; ++i) {
       context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
       Item item = static_cast<Item>(job.range_first + static_cast<std::int64_t>(i));
@@ -70,7 +70,7 @@ void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i
     const auto* index =
         reinterpret_cast<const std::uint64_t*>(context.arena() + job.arg_index_offset);
     Decoder<Item> arguments(context.arena() + index[chunk], index[chunk + 1] - index[chunk]);
-    if (context.tracing()) {
+    if constexpr (kTraced) {
       // Traced, the chunk's arguments are decoded before its first task, as Python's workers
       // unpickle a whole task, so that decoding shows as overhead and not as run time.
       struct Decoded {
@@ -97,7 +97,7 @@ void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i
 
 // Stores the results of one chunk: in place (`slots` + first) or as a record of the worker's
 // result buffer. emit(store) calls store(result) for each result in order.
-template <class Result, class Emit>
+template <class Result, bool kTraced, class Emit>
 void store_chunk_results(WorkerContext& context, std::uint64_t chunk, std::uint64_t first,
                          Emit&& emit) {
   const JobDescriptor& job = context.job();
@@ -107,13 +107,13 @@ void store_chunk_results(WorkerContext& context, std::uint64_t chunk, std::uint6
     emit([&](auto&& result) {
       ::new (static_cast<void*>(slots + next++)) Result(std::forward<decltype(result)>(result));
     });
-    context.recorder().run_ends();
+    if constexpr (kTraced) context.recorder().run_ends();
   } else {
     auto* records = reinterpret_cast<ChunkRecord*>(context.arena() + job.record_offset);
     // Traced, results are kept until the chunk's last task ran, so that encoding them shows as
     // overhead; untraced, each is encoded as soon as it is made.
     std::vector<Result> kept;
-    if (context.tracing()) {
+    if constexpr (kTraced) {
       emit([&](auto&& result) { kept.emplace_back(std::forward<decltype(result)>(result)); });
       context.recorder().run_ends();
     }
@@ -121,7 +121,7 @@ void store_chunk_results(WorkerContext& context, std::uint64_t chunk, std::uint6
     const std::size_t start = context.result_position();
     {
       cereal::BinaryOutputArchive archive(out);
-      if (context.tracing()) {
+      if constexpr (kTraced) {
         for (const Result& result : kept) archive(result);
       } else {
         emit([&](const Result& result) { archive(result); });
@@ -133,28 +133,41 @@ void store_chunk_results(WorkerContext& context, std::uint64_t chunk, std::uint6
   }
 }
 
-// Runs body(chunk, begin, end, i) on `chunk` and every further chunk the worker takes; `i` follows
-// the item being run. A throw fails that item's task and ends the worker's part of the job.
-template <class Body>
-void run_chunks(WorkerContext& context, std::uint64_t chunk, Body&& body) {
+template <bool kTraced, class Body>
+void run_chunks_as(WorkerContext& context, std::uint64_t chunk, Body& body) {
   const JobDescriptor& job = context.job();
   do {
     const std::uint64_t begin = chunk * job.chunksize;
     const std::uint64_t end = std::min<std::uint64_t>(begin + job.chunksize, job.n_items);
     std::uint64_t i = begin;
-    context.recorder().set_chunk(static_cast<std::int64_t>(context.position()),
-                                 static_cast<std::int64_t>(chunk),
-                                 job.index_base + static_cast<std::int64_t>(begin), end - begin);
+    if constexpr (kTraced) {
+      context.recorder().set_chunk(static_cast<std::int64_t>(context.position()),
+                                   static_cast<std::int64_t>(chunk),
+                                   job.index_base + static_cast<std::int64_t>(begin), end - begin);
+    }
     try {
-      body(chunk, begin, end, i);
+      body(std::bool_constant<kTraced>{}, chunk, begin, end, i);
     } catch (...) {
-      context.recorder().run_ends();
+      if constexpr (kTraced) context.recorder().run_ends();
       context.fail_task(chunk, job.index_base + static_cast<std::int64_t>(i),
                         std::current_exception());
       return;
     }
     context.chunk_done(chunk);
   } while (context.next_chunk(chunk));
+}
+
+// Runs body(traced, chunk, begin, end, i) on `chunk` and every further chunk the worker takes;
+// `traced` is a std::bool_constant, `i` follows the item being run. A throw fails that item's task
+// and ends the worker's part of the job. Tracing is decided once per job visit, so untraced chunks
+// run the same code as in a build without tracing.
+template <class Body>
+void run_chunks(WorkerContext& context, std::uint64_t chunk, Body&& body) {
+  if (context.tracing()) {
+    run_chunks_as<true>(context, chunk, body);
+  } else {
+    run_chunks_as<false>(context, chunk, body);
+  }
 }
 
 template <class F, class Item, bool kLazyRange>
@@ -164,9 +177,11 @@ void run_map_job(WorkerContext& context, std::uint64_t chunk) {
   DecodedFunction<F> decoded(context.arena() + job.function_offset, job.function_size);
   F& function = decoded.get();
   run_chunks(context, chunk,
-             [&](std::uint64_t chunk, std::uint64_t begin, std::uint64_t end, std::uint64_t& i) {
-               store_chunk_results<Result>(context, chunk, begin, [&](auto&& store) {
-                 for_each_item<Item, kLazyRange>(context, chunk, i, end, [&](Item& item) {
+             [&](auto traced, std::uint64_t chunk, std::uint64_t begin, std::uint64_t end,
+                 std::uint64_t& i) {
+               constexpr bool kTraced = decltype(traced)::value;
+               store_chunk_results<Result, kTraced>(context, chunk, begin, [&](auto&& store) {
+                 for_each_item<Item, kLazyRange, kTraced>(context, chunk, i, end, [&](Item& item) {
                    store(std::invoke(function, item));
                  });
                });
@@ -183,13 +198,16 @@ void run_reduce_job(WorkerContext& context, std::uint64_t chunk) {
   F& function = decoded.get();
   Op& op = decoded_op.get();
   run_chunks(
-      context, chunk, [&](std::uint64_t chunk, std::uint64_t, std::uint64_t end, std::uint64_t& i) {
+      context, chunk,
+      [&](auto traced, std::uint64_t chunk, std::uint64_t, std::uint64_t end, std::uint64_t& i) {
+        constexpr bool kTraced = decltype(traced)::value;
         T acc = init;
-        for_each_item<Item, kLazyRange>(context, chunk, i, end, [&](Item& item) {
+        for_each_item<Item, kLazyRange, kTraced>(context, chunk, i, end, [&](Item& item) {
           acc = std::invoke(op, std::move(acc), std::invoke(function, item));
         });
-        context.recorder().run_ends();
-        store_chunk_results<T>(context, chunk, chunk, [&](auto&& store) { store(std::move(acc)); });
+        if constexpr (kTraced) context.recorder().run_ends();
+        store_chunk_results<T, kTraced>(context, chunk, chunk,
+                                        [&](auto&& store) { store(std::move(acc)); });
       });
 }
 

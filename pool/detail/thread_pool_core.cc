@@ -10,28 +10,28 @@
 namespace pool::detail {
 
 void ThreadJob::work() {
-  SpanRecorder* recorder = this_thread_recorder();
-  if (recorder == nullptr) {
-    for (;;) {
-      const std::size_t chunk = next_.fetch_add(1, std::memory_order_relaxed);
-      if (chunk >= chunks_) return;
-      run_chunk(chunk);
-      finish(1);
-    }
+  for (;;) {
+    const std::size_t chunk = next_.fetch_add(1, std::memory_order_relaxed);
+    if (chunk >= chunks_) return;
+    run_chunk(chunk);
+    finish(1);
   }
-  // Traced: the overhead before each chunk (taking it, finishing the one before) and its run.
-  recorder->start_overhead();
+}
+
+void ThreadJob::work_traced(SpanRecorder& recorder) {
+  // The overhead before each chunk (taking it, finishing the one before) and its run.
+  recorder.start_overhead();
   for (;;) {
     const std::size_t chunk = next_.fetch_add(1, std::memory_order_relaxed);
     if (chunk >= chunks_) break;
     const auto [first_item, items] = items_of(chunk);
-    recorder->set_chunk(id_, static_cast<std::int64_t>(chunk), first_item, items);
-    recorder->run_begins();
+    recorder.set_chunk(id_, static_cast<std::int64_t>(chunk), first_item, items);
+    recorder.run_begins();
     run_chunk(chunk);
-    recorder->run_ends();
+    recorder.run_ends();
     finish(1);
   }
-  recorder->idle();
+  recorder.idle();
 }
 
 void ThreadJob::cancel(std::exception_ptr reason) {
@@ -247,7 +247,12 @@ void ThreadPoolCore::serve(int index) {
       holding_gil = true;
       if (trace != nullptr) recorder.gil_wait(waiting_ns, job->id());
     }
-    job->work();
+    // Untraced threads run the same loop as in a build without tracing.
+    if (trace != nullptr) {
+      job->work_traced(recorder);
+    } else {
+      job->work();
+    }
   }
   if (holding_gil) release_gil();
 }

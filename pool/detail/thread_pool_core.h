@@ -39,6 +39,8 @@ class ThreadJob {
 
   // Claims chunks one by one and runs them until none is left.
   void work();
+  // work(), recording a span for each chunk.
+  void work_traced(SpanRecorder& recorder);
 
   // The call's number in submission order, for traces; set by the pool when it queues the job.
   std::int64_t id() const { return id_; }
