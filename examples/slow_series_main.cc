@@ -7,9 +7,10 @@
 //
 // --strategy picks how the work is split: intervals (one partial sum per worker, as sum.py),
 // map (every term as its own item, then a serial sum of the 10^8-element list, the course's slow
-// version) or map_reduce (every term as an item, folded in the workers). --backend gil runs it on
-// threads that share one interpreter-like lock (no faster than serial), --backend free on plain
-// threads, --backend serial in one loop.
+// version) or map_reduce (every term as an item, folded in the workers), both with --chunksize
+// terms per task (default: Python's rule). --backend gil runs it on threads that share one
+// interpreter-like lock (no faster than serial), --backend free on plain threads, --backend serial
+// in one loop.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -26,7 +27,7 @@ namespace {
 
 template <class Pool>
 double sum_by(const std::string& strategy, Pool& workers, std::int64_t n, DigitMethod method,
-              std::ostream& out, const std::string& running_on) {
+              std::size_t chunksize, std::ostream& out, const std::string& running_on) {
   if (strategy == "intervals") {
     out << running_on << " over "
         << examples::format_intervals(examples::partition(n, workers.size())) << std::endl;
@@ -35,12 +36,13 @@ double sum_by(const std::string& strategy, Pool& workers, std::int64_t n, DigitM
   out << running_on << ", " << strategy << " over range(1, " << n + 1 << ")" << std::endl;
   const auto terms = pool::range(std::int64_t{1}, n + 1);
   if (strategy == "map") {
-    const std::vector<double> values = workers.map(examples::SlowSeriesTerm{method}, terms);
+    const std::vector<double> values =
+        workers.map(examples::SlowSeriesTerm{method}, terms, chunksize);
     double sum = 0.0;
     for (double value : values) sum += value;
     return sum;
   }
-  return workers.map_reduce(examples::SlowSeriesTerm{method}, terms, std::plus<>(), 0.0);
+  return workers.map_reduce(examples::SlowSeriesTerm{method}, terms, std::plus<>(), 0.0, chunksize);
 }
 
 }  // namespace
@@ -56,7 +58,9 @@ int main(int argc, char** argv) {
       "digit test: integer (a digit loop) or string (to_string + find, as in Python)")(
       "strategy", po::value<std::string>()->default_value("intervals"),
       "intervals (one partial sum per worker), map (a list of every term, summed serially) or "
-      "map_reduce (every term folded in the workers)");
+      "map_reduce (every term folded in the workers)")(
+      "chunksize", po::value<std::string>()->default_value("0"),
+      "terms per task for map and map_reduce (0: Python's rule, len / (4 x workers))");
   example.parse(argc, argv);
   const std::int64_t n = example.whole_number("n", 1);
   const std::string method_name = example.text("method");
@@ -66,9 +70,14 @@ int main(int argc, char** argv) {
   if (strategy != "intervals" && strategy != "map" && strategy != "map_reduce") {
     example.usage_error("--strategy must be intervals, map or map_reduce, got '" + strategy + "'");
   }
+  const auto chunksize = static_cast<std::size_t>(example.whole_number("chunksize", 0));
+  if (chunksize != 0 && strategy == "intervals") {
+    example.usage_error("--chunksize applies to --strategy map and map_reduce");
+  }
 
   return example.run([&](auto& workers) {
-    const double sum = sum_by(strategy, workers, n, *method, example.out(), example.running_on());
+    const double sum =
+        sum_by(strategy, workers, n, *method, chunksize, example.out(), example.running_on());
     examples::Outcome outcome(n, sum);
     outcome.lines = {"sum = " + examples::python_repr(sum)};
     outcome.fields = {{"strategy", strategy}, {"method", method_name}};

@@ -17,7 +17,7 @@ rejects() {  # example, bad flags...
     check "${example}RejectsBadFlag($bad)WithOneLine" test "$(wc -l <<<"$err")" -eq 1
   done
 }
-rejects slow_series "${common_bad[@]}" "--strategy fastest"
+rejects slow_series "${common_bad[@]}" "--strategy fastest" "--chunksize -1" "--chunksize 5 --strategy intervals"
 rejects sleep_map "${common_bad[@]}" "--tasks 0" "--tasks -1" "--seconds 0" "--seconds -0.5" \
   "--seconds abc" "--seconds nan"
 rejects trig_series "${common_bad[@]}" "--n 0" "--n 1.5"
@@ -33,7 +33,7 @@ help_lists() {  # example, flags...
     check "${example}HelpLists($flag)" grep -q -- "$flag" <<<"$help"
   done
 }
-help_lists slow_series --n --method --strategy
+help_lists slow_series --n --method --strategy --chunksize
 help_lists sleep_map --tasks --seconds
 help_lists trig_series --n
 help_lists velocity --nlat --nlon --nr --scale
