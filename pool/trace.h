@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pool {
@@ -57,7 +58,7 @@ struct Span {
   int worker = -1;            // 0 .. workers - 1; -1: the pool itself (its caller)
   std::int64_t start_ns = 0;  // CLOCK_MONOTONIC
   std::int64_t end_ns = 0;
-  std::int64_t job = -1;         // the call, numbered in submission order; -1: none
+  std::int64_t job = -1;         // the call (an imap batch), in submission order; -1: none
   std::int64_t chunk = -1;       // the chunk of the call (Python's task); -1: none
   std::int64_t first_item = -1;  // input index of the chunk's first item; -1: none
   std::uint64_t items = 0;       // items in the chunk

@@ -4,7 +4,6 @@
 #ifndef POOL_DETAIL_WORKER_CONTEXT_H_
 #define POOL_DETAIL_WORKER_CONTEXT_H_
 
-#include <time.h>
 
 #include <algorithm>
 #include <cereal/archives/binary.hpp>
@@ -175,11 +174,7 @@ class WorkerContext {
     chunk_done(chunk, true);
   }
 
-  static std::int64_t monotonic_ns() {
-    timespec now{};
-    ::clock_gettime(CLOCK_MONOTONIC, &now);
-    return static_cast<std::int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-  }
+  static std::int64_t monotonic_ns() { return monotonic_now_ns(); }
 
  private:
   ControlBlock* control_;
