@@ -4,7 +4,6 @@
 #ifndef POOL_DETAIL_WORKER_CONTEXT_H_
 #define POOL_DETAIL_WORKER_CONTEXT_H_
 
-
 #include <algorithm>
 #include <cereal/archives/binary.hpp>
 #include <cstddef>
