@@ -1,7 +1,7 @@
 #include "pool/detail/trace_session.h"
 
 #include <algorithm>
-#include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -30,10 +30,12 @@ TraceSession::TraceSession(std::shared_ptr<Trace> trace, const char* backend, in
   const std::size_t capacity = trace_->events_per_worker();
   const std::size_t stride = stride_for(capacity);
   if (memory == nullptr) {
-    own_memory_ = std::make_unique<std::byte[]>(stride * static_cast<std::size_t>(workers) + 64);
-    std::memset(own_memory_.get(), 0, stride * static_cast<std::size_t>(workers) + 64);
+    // calloc hands out fresh zero pages for a large block without touching them, so a pool's
+    // start-up does not pay for buffers its workers may never fill.
+    own_memory_.reset(std::calloc(stride * static_cast<std::size_t>(workers) + 64, 1));
+    if (!own_memory_) throw std::bad_alloc();
     const auto address = reinterpret_cast<std::uintptr_t>(own_memory_.get());
-    memory = own_memory_.get() + ((64 - address % 64) % 64);
+    memory = static_cast<std::byte*>(own_memory_.get()) + ((64 - address % 64) % 64);
   }
   auto* bytes = static_cast<std::byte*>(memory);
   buffers_.reserve(static_cast<std::size_t>(workers));

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -40,7 +41,10 @@ class TraceSession {
   std::int64_t start_ns_;
   std::int64_t shutdown_ns_ = 0;
   bool finished_ = false;
-  std::unique_ptr<std::byte[]> own_memory_;
+  struct Free {
+    void operator()(void* memory) const { std::free(memory); }
+  };
+  std::unique_ptr<void, Free> own_memory_;
   std::vector<TraceBuffer> buffers_;
   std::vector<std::int64_t> ended_ns_;
 };
