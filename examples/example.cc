@@ -113,10 +113,8 @@ void Example::parse(int argc, char** argv) {
     usage_error("--backend must be process, gil, free, serial or mpi, got '" + backend + "'");
   }
   const bool traced = !trace_path_.empty() || stats_;
-  if (traced && (backend_ == Backend::kSerial || backend_ == Backend::kMpi)) {
-    usage_error(
-        std::string("--trace and --stats record a process, gil or free pool, not --backend ") +
-        backend_name(backend_));
+  if (traced && backend_ == Backend::kSerial) {
+    usage_error("--trace and --stats record a pool; --backend serial has none");
   }
   if (flags_.count("trace") != 0 && trace_path_.empty()) usage_error("--trace needs a file name");
   if (!trace_path_.empty()) {

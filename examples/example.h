@@ -179,6 +179,7 @@ Outcome Example::on_chosen_pool(Body& body) {
     case Backend::kMpi: {
       pool::MpiPoolOptions options;
       options.progress = progress_;
+      options.trace = new_trace();
       // Worker ranks serve here until rank 0 finishes; only rank 0 goes on.
       pool::MpiPool workers(ncores_given_ ? ncores_ : 0, std::move(options));
       ncores_ = workers.size();

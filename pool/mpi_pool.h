@@ -29,6 +29,25 @@
 //   threads in MPI_Init, so create any ProcessPool before the first MpiPool.
 // - One MpiPool at a time; use it from the thread that created it. terminate() cannot stop a task
 //   running on another rank: it cancels what has not started and drops what is still running.
+// - Tracing (MpiPoolOptions::trace, see pool/trace.h) records on rank 0, backend "mpi", one row
+//   per worker rank: row w is rank w + 1 (in a job of one rank, one row: rank 0 running the
+//   tasks). A chunk is overhead from when its rank received it until its first task began (its
+//   items decoded), run until its last task ended, then overhead until its reply was sent (its
+//   results encoded); job is the call, in submission order. A rank waiting for a chunk, or for a
+//   large one to arrive, is idle. A row's start-up lasts from the pool's construction (MPI_Init
+//   not included) until rank 0 measured that rank's clock; its shutdown from when the pool stops
+//   (join() once every call is done, terminate(), or the destructor) until the rank answered its
+//   last message of the pool.
+//   Clocks: each rank times its chunks on its own CLOCK_MONOTONIC; rank 0 maps them onto its
+//   clock with a per-rank offset measured when the pool starts (the fastest of a few
+//   request/answer exchanges, NTP's estimate), which is off by at most half that round trip:
+//   microseconds, and the very same clock on one node. Each span is also kept within what rank 0
+//   knows (after the row's start-up, before the reply arrived), without changing the order in
+//   which the rank ran them.
+//   Cost: a traced pool's construction makes a few round trips per worker rank, one after the
+//   other, and its end one more per rank; a traced chunk's reply carries 32 more bytes. An
+//   untraced pool sends the same messages as before tracing existed, and its chunks run the same
+//   code. A rank that dies ends the job, as above: the trace is never completed.
 // - Built as the separate Bazel target //pool:mpi_pool (Open MPI: libopenmpi-dev); //pool needs
 //   no MPI.
 #ifndef POOL_MPI_POOL_H_
@@ -57,6 +76,7 @@
 #include "pool/detail/transfer_checks.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
+#include "pool/trace.h"
 
 namespace pool {
 
@@ -64,6 +84,10 @@ struct MpiPoolOptions {
   // Draw a progress bar on stderr (rank 0) for every map, starmap, imap and map_reduce, counted
   // as chunks come back.
   bool progress = false;
+  // Record a timeline of every worker rank into this trace, on rank 0 (see pool/trace.h and the
+  // contract above); it is complete once the pool is joined, terminated or destroyed. Null:
+  // nothing is recorded and nothing is paid.
+  std::shared_ptr<Trace> trace;
 };
 
 class MpiPool {
@@ -71,9 +95,10 @@ class MpiPool {
   // Every worker rank of the job (mpirun -np N gives N - 1).
   MpiPool() : MpiPool(0) {}
   // The first `workers` worker ranks; 0 for all. Throws std::invalid_argument when the job has
-  // fewer, std::logic_error while another MpiPool is alive.
+  // fewer, std::logic_error while another MpiPool is alive or when options.trace recorded a pool.
   explicit MpiPool(int workers, MpiPoolOptions options = {})
-      : core_(std::make_unique<detail::MpiPoolCore>(workers)), progress_(options.progress) {}
+      : core_(std::make_unique<detail::MpiPoolCore>(workers, std::move(options.trace))),
+        progress_(options.progress) {}
   ~MpiPool() = default;
   MpiPool(MpiPool&&) noexcept = default;
   MpiPool& operator=(MpiPool&&) noexcept = default;

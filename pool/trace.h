@@ -9,9 +9,12 @@
 //   std::cout << trace->stats();        // busy %, efficiency, lost time by cause
 //
 // Contract
-// - A pool given a trace (the `trace` option of ProcessPoolOptions or ThreadPoolOptions) records
-//   into per-worker buffers allocated when it starts (in shared memory for processes): no lock and
-//   no system call per event, all times on CLOCK_MONOTONIC. Without a trace nothing is recorded.
+// - A pool given a trace (the `trace` option of ProcessPoolOptions, ThreadPoolOptions or
+//   MpiPoolOptions) records into per-worker buffers allocated when it starts (in shared memory for
+//   processes): no lock and no system call per event, all times on CLOCK_MONOTONIC. Without a
+//   trace nothing is recorded. MPI ranks time their chunks on their own clocks and send the times
+//   with their results; rank 0 shifts them by each rank's clock offset, measured when the pool
+//   starts (see pool/mpi_pool.h).
 // - Spans: `run` while a worker executes task code (on a GilThreadPool only while its thread holds
 //   the lock, so run spans of different threads never overlap there); `gil_wait` while a GIL pool
 //   thread that has work waits for the lock; `overhead` while a worker takes a chunk, decodes its
@@ -104,7 +107,7 @@ class Trace {
   void set_label(std::string label) { label_ = std::move(label); }
   const std::string& label() const { return label_; }
 
-  // "process", "gil" or "free"; empty until a pool started recording.
+  // "process", "gil", "free" or "mpi"; empty until a pool started recording.
   const std::string& backend() const { return backend_; }
   int workers() const { return workers_; }
   // True once the pool stopped its workers and the spans were read.

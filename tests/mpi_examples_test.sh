@@ -34,6 +34,26 @@ text=$($run 3 examples/slow_series --n 1000000 --backend mpi)
 check SlowSeriesSaysItRunsOnRanks grep -qx 'running with 2 MPI worker ranks over \[(1, 500000), (500001, 1000000)\]' <<<"$text"
 check SlowSeriesPrintsTheSum grep -qE '^sum = 11\.01565184987' <<<"$text"
 
+# --trace and --stats on the ranks: rank 0 writes one Chrome trace with a row per worker rank.
+tmp=${TEST_TMPDIR:-/tmp}
+rm -f "$tmp/mpi.json"
+line=$($run 3 examples/slow_series --n 1000000 --strategy map_reduce --backend mpi --json --stats \
+  --trace "$tmp/mpi.json" 2>/dev/null)
+check TraceOnRanksWritesOneFile python3 - "$tmp/mpi.json" <<'EOF_PY'
+import json, sys
+document = json.load(open(sys.argv[1]))
+spans = [e for e in document["traceEvents"] if e["ph"] == "X"]
+meta = document["metadata"]
+assert (meta["backend"], meta["workers"], meta["example"]) == ("mpi", 2, "slow_series"), meta
+assert {e["tid"] for e in spans} == {0, 1, 2}
+assert sum(e["args"]["items"] for e in spans if e["cat"] == "run") == 1000000
+EOF_PY
+check StatsOnRanksAddUp python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])["stats"]
+parts = s["run"] + s["startup"] + s["overhead"] + s["gil_wait"] + s["idle"] + s["shutdown"]
+assert abs(parts - 2 * s["wall"]) <= 0.01 * 2 * s["wall"], (parts, s["wall"])' "$line"
+
 bar=$($run 3 examples/slow_series --n 100000 --strategy map_reduce --backend mpi --progress 2>&1 >/dev/null)
 check ProgressBarEndsAtEveryItemOnRankZero grep -qE '^map_reduce: 100%\|#+\| 100000/100000 ' <<<"$bar"
 check ProgressBarIsDrawnOnce test "$(grep -c '100000/100000' <<<"$bar")" -eq 1

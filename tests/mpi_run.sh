@@ -7,6 +7,10 @@ np=$1
 shift
 flags=(-np "$np" --oversubscribe)
 if [[ $(id -u) -eq 0 ]]; then flags+=(--allow-run-as-root); fi
+# When a rank dies, mpirun sends SIGTERM to the others and SIGKILL after this many seconds (Open
+# MPI's default: 1). On a loaded 2-core machine rank 0 sometimes got no CPU within that second to
+# report the lost chunks; the tests check that report, so they give it 5.
+export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-5}
 # Session directories go to the test's own temporary directory.
 export TMPDIR=${TEST_TMPDIR:-${TMPDIR:-/tmp}}
 exec timeout -k 5 "${MPI_RUN_TIMEOUT:-240}" mpirun "${flags[@]}" "$@"

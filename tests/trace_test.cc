@@ -20,10 +20,14 @@
 
 #include "pool/pool.h"
 #include "tests/leak_check.h"
+#include "tests/trace_checks.h"
 
 namespace {
 
 using Trace = pool::testing::NoLeftoversTest;
+using pool::testing::expect_parts_add_up;
+using pool::testing::overlap;
+using pool::testing::spans_of;
 
 pool::ProcessPoolOptions process_options(std::shared_ptr<pool::Trace> trace) {
   pool::ProcessPoolOptions options;
@@ -48,26 +52,6 @@ double spin_for_ms(int ms) {
   return x;
 }
 
-std::vector<pool::Span> spans_of(const pool::Trace& trace, pool::SpanKind kind, int worker) {
-  std::vector<pool::Span> out;
-  for (const pool::Span& span : trace.spans()) {
-    if (span.kind == kind && span.worker == worker) out.push_back(span);
-  }
-  return out;
-}
-
-std::vector<pool::Span> spans_of(const pool::Trace& trace, pool::SpanKind kind) {
-  std::vector<pool::Span> out;
-  for (const pool::Span& span : trace.spans()) {
-    if (span.kind == kind && span.worker >= 0) out.push_back(span);
-  }
-  return out;
-}
-
-bool overlap(const pool::Span& a, const pool::Span& b) {
-  return a.start_ns < b.end_ns && b.start_ns < a.end_ns;
-}
-
 // Every (job, chunk) that ran, with its items, from the run spans.
 std::map<std::pair<std::int64_t, std::int64_t>, std::uint64_t> chunks_run(
     const pool::Trace& trace) {
@@ -76,18 +60,6 @@ std::map<std::pair<std::int64_t, std::int64_t>, std::uint64_t> chunks_run(
     chunks[{span.job, span.chunk}] = span.items;
   }
   return chunks;
-}
-
-void expect_parts_add_up(const pool::TraceStats& stats) {
-  const double parts =
-      stats.run + stats.overhead + stats.gil_wait + stats.startup + stats.shutdown + stats.idle;
-  EXPECT_NEAR(parts, stats.capacity(), 0.01 * stats.capacity());
-  EXPECT_LE(stats.idle_at_end, stats.idle + 1e-12);
-  for (const pool::WorkerStats& worker : stats.per_worker) {
-    const double own = worker.run + worker.overhead + worker.gil_wait + worker.startup +
-                       worker.shutdown + worker.idle;
-    EXPECT_NEAR(own, stats.wall, 0.01 * stats.wall) << "worker " << worker.worker;
-  }
 }
 
 TEST_F(Trace, ProcessPoolRecordsEveryChunkOnceWithItsItems) {

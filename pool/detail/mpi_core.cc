@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -33,13 +34,16 @@ namespace pool::detail {
 
 namespace {
 
-enum Tag : int { kCommand = 1, kReply = 2, kPayload = 3, kDeath = 4 };
-enum class Command : std::uint32_t { kJob = 1, kChunk = 2, kDrop = 3, kStop = 4 };
+enum Tag : int { kCommand = 1, kReply = 2, kPayload = 3, kDeath = 4, kClock = 5 };
+enum class Command : std::uint32_t { kJob = 1, kChunk = 2, kDrop = 3, kStop = 4, kReadClock = 5 };
 enum class Status : std::uint32_t { kDone = 1, kFailed = 2 };
+
+// In CommandHeader::flags, a chunk to time; in ReplyHeader::flags, MpiChunkTimes follow.
+constexpr std::uint32_t kTraced = 1;
 
 struct CommandHeader {
   Command command;
-  std::uint32_t unused = 0;
+  std::uint32_t flags = 0;
   std::uint64_t job = 0;
   std::uint64_t runner = 0;  // kJob
   std::uint64_t chunk = 0;   // kChunk: index, first item, count, first range value
@@ -52,8 +56,14 @@ struct ReplyHeader {
   std::uint64_t job = 0;
   std::uint64_t chunk = 0;
   Status status = Status::kDone;
-  std::uint32_t unused = 0;
+  std::uint32_t flags = 0;
   std::uint64_t payload_size = 0;
+};
+
+// What a traced chunk's kReply message holds; an untraced one sends the header alone.
+struct TracedReply {
+  ReplyHeader header;
+  MpiChunkTimes times;
 };
 
 struct DeathNotice {
@@ -190,8 +200,38 @@ void install_fatal_signal_handlers() {
   }
 }
 
-void send_reply(MPI_Comm comm, const ReplyHeader& reply, const std::string& payload) {
-  check(MPI_Send(&reply, sizeof reply, MPI_BYTE, 0, kReply, comm), "MPI_Send");
+// Runs a chunk and answers it. Traced, its times go after the reply's header; tracing is decided
+// once per chunk, so an untraced one runs as in a build without tracing.
+template <bool kTraced>
+void serve_chunk(MPI_Comm comm, MpiCall& call, const CommandHeader& header, const std::byte* body,
+                 std::size_t body_size) {
+  ReplyHeader reply{header.job, header.chunk};
+  MpiChunkTimes times;
+  if constexpr (kTraced) times.received_ns = monotonic_now_ns();
+  std::string payload;
+  running_chunk.job.store(header.job);
+  running_chunk.chunk.store(header.chunk);
+  const MpiChunkInput input{header.first_item, header.count, header.range_first, body, body_size};
+  std::optional<TaskFailure> failure;
+  if constexpr (kTraced) {
+    failure = call.run(input, payload, times.run);
+  } else {
+    failure = call.run(input, payload);
+  }
+  if (failure) {
+    reply.status = Status::kFailed;
+    payload = encode_one(*failure);
+  }
+  running_chunk.job.store(0);
+  reply.payload_size = payload.size();
+  if constexpr (kTraced) {
+    reply.flags = kTraced;
+    times.reply_ns = monotonic_now_ns();
+    const TracedReply traced{reply, times};
+    check(MPI_Send(&traced, sizeof traced, MPI_BYTE, 0, kReply, comm), "MPI_Send");
+  } else {
+    check(MPI_Send(&reply, sizeof reply, MPI_BYTE, 0, kReply, comm), "MPI_Send");
+  }
   if (!payload.empty()) {
     check(MPI_Send(payload.data(), checked_count(payload.size()), MPI_BYTE, 0, kPayload, comm),
           "MPI_Send");
@@ -234,19 +274,17 @@ void send_reply(MPI_Comm comm, const ReplyHeader& reply, const std::string& payl
       calls.try_emplace(header.job, header.runner, body, body_size);
       continue;
     }
-    // A chunk.
-    ReplyHeader reply{header.job, header.chunk};
-    std::string payload;
-    running_chunk.job.store(header.job);
-    running_chunk.chunk.store(header.chunk);
-    const MpiChunkInput input{header.first_item, header.count, header.range_first, body, body_size};
-    if (std::optional<TaskFailure> failure = calls.at(header.job).run(input, payload)) {
-      reply.status = Status::kFailed;
-      payload = encode_one(*failure);
+    if (header.command == Command::kReadClock) {
+      const std::int64_t now = monotonic_now_ns();
+      check(MPI_Send(&now, sizeof now, MPI_BYTE, 0, kClock, state.comm), "MPI_Send");
+      continue;
     }
-    running_chunk.job.store(0);
-    reply.payload_size = payload.size();
-    send_reply(state.comm, reply, payload);
+    MpiCall& call = calls.at(header.job);
+    if ((header.flags & kTraced) != 0) {
+      serve_chunk<true>(state.comm, call, header, body, body_size);
+    } else {
+      serve_chunk<false>(state.comm, call, header, body, body_size);
+    }
   }
   calls.clear();
   serving = false;
@@ -328,6 +366,38 @@ std::string signal_name(int signal_number) {
   return "signal " + std::to_string(signal_number) + " (" + (text ? text : "?") + ")";
 }
 
+// Clock exchanges per worker rank when a traced pool starts; the shortest round trip is kept.
+constexpr int kClockRounds = 5;
+
+// Polls `requests` until every one completed: done(i) right as request i does, check_ending()
+// between polls (a rank died, or the job is ending). Yields before it sleeps, so that a clock
+// exchange's round trip stays short.
+void wait_all(std::vector<MPI_Request>& requests, const std::function<void(std::size_t)>& done,
+              const std::function<void()>& check_ending) {
+  std::size_t left = 0;
+  for (const MPI_Request& request : requests) left += request != MPI_REQUEST_NULL ? 1 : 0;
+  Backoff backoff;
+  while (left > 0) {
+    bool progressed = false;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      if (requests[i] == MPI_REQUEST_NULL) continue;  // completed: MPI_Test nulled it
+      int completed = 0;
+      check(MPI_Test(&requests[i], &completed, MPI_STATUS_IGNORE), "MPI_Test");
+      if (!completed) continue;
+      done(i);
+      --left;
+      progressed = true;
+    }
+    if (left == 0) return;
+    check_ending();
+    if (progressed) {
+      backoff.reset();
+    } else {
+      backoff.pause();
+    }
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -399,8 +469,10 @@ int MpiPoolCore::world_size() {
   return session().size;
 }
 
-MpiPoolCore::MpiPoolCore(int workers) {
+MpiPoolCore::MpiPoolCore(int workers, std::shared_ptr<Trace> trace) {
   start();
+  // MPI_Init, like mpirun's launch, is not the pool's start-up.
+  const std::int64_t start_ns = trace ? monotonic_now_ns() : 0;
   Session& state = session();
   if (state.pool_alive) {
     throw std::logic_error(
@@ -416,8 +488,23 @@ MpiPoolCore::MpiPoolCore(int workers) {
   }
   const int used = workers == 0 ? available : std::min(workers, available);
   for (int rank = 1; rank <= used; ++rank) ranks_.push_back(MpiRank{rank, {}});
+  if (trace) trace_ = std::make_unique<TraceSession>(std::move(trace), "mpi", size(), start_ns);
   state.pool_alive = true;
   if (!ranks_.empty()) install_termination_handler();
+  if (!trace_) return;
+  if (local()) {
+    clock_offsets_.assign(1, 0);
+    ready_ns_.assign(1, monotonic_now_ns());
+    trace_->buffer(0)->record(TraceKind::kStartup, start_ns, ready_ns_[0], -1, -1, -1, 0);
+    return;
+  }
+  try {
+    measure_clock_offsets();
+  } catch (...) {
+    remove_termination_handler();
+    state.pool_alive = false;
+    throw;
+  }
 }
 
 MpiPoolCore::~MpiPoolCore() {
@@ -427,10 +514,17 @@ MpiPoolCore::~MpiPoolCore() {
       join();
     } else {
       drive_until([this] { return jobs_.empty(); }, std::nullopt);
+      end_trace();
     }
     wait_sends();
   } catch (...) {
     // A destructor must not throw; the calls that failed said so to their callers.
+  }
+  if (trace_) {
+    try {
+      trace_->finish();  // the trace keeps what was recorded
+    } catch (...) {
+    }
   }
   remove_termination_handler();
   session().pool_alive = false;
@@ -455,6 +549,7 @@ void MpiPoolCore::join() {
     throw std::logic_error("pool::MpiPool::join: call close() or terminate() first");
   }
   drive_until([this] { return jobs_.empty(); }, std::nullopt);
+  end_trace();
 }
 
 void MpiPoolCore::terminate() {
@@ -462,11 +557,13 @@ void MpiPoolCore::terminate() {
   terminated_ = true;
   closed_ = true;
   // A task running on another rank cannot be stopped from here: the rest is cancelled and the
-  // running chunks' results are dropped as they come.
+  // running chunks' results are dropped as they come (their spans, within the shutdown, stay).
+  if (trace_) trace_->shutdown_begins();
   for (const auto& job : jobs_) {
     job->cancel(std::make_exception_ptr(PoolNotRunning("pool::MpiPool: the pool was terminated")));
   }
   drive_until([this] { return jobs_.empty(); }, std::nullopt);
+  end_trace();
 }
 
 void MpiPoolCore::abandon(const std::shared_ptr<MpiJob>& job) {
@@ -515,6 +612,7 @@ bool MpiPoolCore::hand_out() {
     }
     CommandHeader header{Command::kChunk,  0,           job->id_,         0, chunk.index,
                          chunk.first_item, chunk.count, chunk.range_first};
+    if (trace_) header.flags = kTraced;
     send(rank->rank, &header, sizeof header, chunk.items);
     chunk.items.clear();
     chunk.items.shrink_to_fit();
@@ -536,6 +634,9 @@ bool MpiPoolCore::run_locally() {
   MpiChunk chunk;
   const std::shared_ptr<MpiJob> job = next_chunk(chunk);
   if (!job) return false;
+  // Traced, rank 0 is the one worker and times the chunk as a worker rank would.
+  MpiChunkTimes times;
+  if (trace_) times.received_ns = monotonic_now_ns();
   auto call = std::find_if(local_calls_.begin(), local_calls_.end(),
                            [&](const auto& entry) { return entry.first == job.get(); });
   if (call == local_calls_.end()) {
@@ -548,18 +649,24 @@ bool MpiPoolCore::run_locally() {
   const MpiChunkInput input{chunk.first_item, chunk.count, chunk.range_first,
                             reinterpret_cast<const std::byte*>(chunk.items.data()),
                             chunk.items.size()};
-  if (std::optional<TaskFailure> failure = call->second.run(input, payload)) {
+  std::optional<TaskFailure> failure =
+      trace_ ? call->second.run(input, payload, times.run) : call->second.run(input, payload);
+  if (failure) {
     job->chunk_failed(chunk, std::move(*failure));
-    return true;
-  }
-  const auto* bytes = reinterpret_cast<const std::byte*>(payload.data());
-  if (std::byte* destination = job->destination(chunk, payload.size())) {
-    std::memcpy(destination, bytes, payload.size());
-    job->chunk_done(chunk, nullptr, payload.size(), true);
   } else {
-    job->chunk_done(chunk, bytes, payload.size(), false);
+    const auto* bytes = reinterpret_cast<const std::byte*>(payload.data());
+    if (std::byte* destination = job->destination(chunk, payload.size())) {
+      std::memcpy(destination, bytes, payload.size());
+      job->chunk_done(chunk, nullptr, payload.size(), true);
+    } else {
+      job->chunk_done(chunk, bytes, payload.size(), false);
+    }
+    job->count_done(chunk.count);
   }
-  job->count_done(chunk.count);
+  if (trace_) {
+    times.reply_ns = monotonic_now_ns();
+    record_chunk(0, *job, chunk, times);
+  }
   return true;
 }
 
@@ -574,9 +681,11 @@ bool MpiPoolCore::receive_replies() {
     if (!arrived) return received;
     received = true;
     const int source = status.MPI_SOURCE;
-    ReplyHeader reply;
-    check(MPI_Recv(&reply, sizeof reply, MPI_BYTE, source, kReply, state.comm, MPI_STATUS_IGNORE),
-          "MPI_Recv");
+    TracedReply message;  // an untraced reply fills its header alone
+    check(
+        MPI_Recv(&message, sizeof message, MPI_BYTE, source, kReply, state.comm, MPI_STATUS_IGNORE),
+        "MPI_Recv");
+    const ReplyHeader& reply = message.header;
     MpiRank& rank = ranks_.at(static_cast<std::size_t>(source - 1));
     if (rank.in_flight.empty() || rank.in_flight.front().job->id_ != reply.job ||
         rank.in_flight.front().chunk.index != reply.chunk) {
@@ -588,6 +697,9 @@ bool MpiPoolCore::receive_replies() {
     --done.job->in_flight_;
     chunks_out.fetch_sub(1);
     MpiJob& job = *done.job;
+    if (trace_ && (reply.flags & kTraced) != 0) {
+      record_chunk(source - 1, job, done.chunk, message.times);
+    }
     const std::size_t size = static_cast<std::size_t>(reply.payload_size);
     std::byte* destination =
         reply.status == Status::kDone && size > 0 ? job.destination(done.chunk, size) : nullptr;
@@ -720,6 +832,116 @@ std::string MpiPoolCore::lost_work() const {
     out << ".\n";
   }
   return out.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rank 0: tracing.
+
+// Each worker rank's clock offset (its CLOCK_MONOTONIC minus rank 0's), as NTP estimates one:
+// rank 0 reads T0, asks the rank for its clock t, and reads T1 when t arrives. The rank read t
+// at some instant of [T0, T1] on rank 0's clock, so offset = t - (T0 + T1) / 2 is off by at most
+// (T1 - T0) / 2, half the round trip; of kClockRounds exchanges the shortest one is kept (the
+// first may wake a rank from its idle backoff). On one node both read the same clock and the
+// estimate is within a few microseconds of 0. Drift over a pool's life (a few ppm between nodes)
+// is not corrected. A row is ready, its start-up over, when its rank's exchanges are done.
+void MpiPoolCore::measure_clock_offsets() {
+  Session& state = session();
+  DriveScope scope;
+  const auto check_ending = [this] {
+    if (const int signal_number = termination_signal.load()) die_on_signal(signal_number);
+    handle_death_notices();
+  };
+  const CommandHeader ask{Command::kReadClock};
+  clock_offsets_.assign(ranks_.size(), 0);
+  ready_ns_.assign(ranks_.size(), 0);
+  for (std::size_t w = 0; w < ranks_.size(); ++w) {
+    const int rank = ranks_[w].rank;
+    std::int64_t shortest = std::numeric_limits<std::int64_t>::max();
+    for (int round = 0; round < kClockRounds; ++round) {
+      std::int64_t theirs = 0;
+      std::int64_t answered = 0;
+      std::vector<MPI_Request> requests(2, MPI_REQUEST_NULL);
+      check(MPI_Irecv(&theirs, sizeof theirs, MPI_BYTE, rank, kClock, state.comm, &requests[0]),
+            "MPI_Irecv");
+      const std::int64_t asked = monotonic_now_ns();
+      check(MPI_Isend(&ask, sizeof ask, MPI_BYTE, rank, kCommand, state.comm, &requests[1]),
+            "MPI_Isend");
+      wait_all(
+          requests,
+          [&](std::size_t i) {
+            if (i == 0) answered = monotonic_now_ns();
+          },
+          check_ending);
+      if (answered - asked < shortest) {
+        shortest = answered - asked;
+        clock_offsets_[w] = theirs - (asked + (answered - asked) / 2);
+      }
+    }
+    ready_ns_[w] = monotonic_now_ns();
+    trace_->buffer(static_cast<int>(w))
+        ->record(TraceKind::kStartup, trace_->start_ns(), ready_ns_[w], -1, -1, -1, 0);
+  }
+}
+
+void MpiPoolCore::record_chunk(int worker, const MpiJob& job, const MpiChunk& chunk,
+                               const MpiChunkTimes& times) {
+  const auto w = static_cast<std::size_t>(worker);
+  // On rank 0's clock, within what rank 0 knows: the chunk came after its row was ready, and its
+  // reply is here now. So an offset's error (up to half a round trip) moves no span into the
+  // row's start-up or past the reply; clamping is monotonic, so the rank's order of spans stays.
+  const std::int64_t earliest = ready_ns_[w];
+  const std::int64_t latest = monotonic_now_ns();
+  const auto ours = [&](std::int64_t ns) {
+    return std::clamp(ns - clock_offsets_[w], earliest, latest);
+  };
+  TraceBuffer& buffer = *trace_->buffer(worker);
+  const auto record = [&](TraceKind kind, std::int64_t from, std::int64_t to) {
+    buffer.record(kind, ours(from), ours(to), static_cast<std::int64_t>(job.id_),
+                  static_cast<std::int64_t>(chunk.index), chunk.first_item, chunk.count);
+  };
+  if (times.run.begin_ns == 0) {  // it failed before any task ran
+    record(TraceKind::kOverhead, times.received_ns, times.reply_ns);
+    return;
+  }
+  record(TraceKind::kOverhead, times.received_ns, times.run.begin_ns);
+  record(TraceKind::kRun, times.run.begin_ns, times.run.end_ns);
+  record(TraceKind::kOverhead, times.run.end_ns, times.reply_ns);
+}
+
+void MpiPoolCore::end_trace() {
+  if (!trace_) return;
+  trace_->shutdown_begins();
+  if (local()) {
+    trace_->worker_ended(0, monotonic_now_ns());
+  } else {
+    // A rank answers a clock request after every message of the pool sent before it (MPI keeps
+    // their order), so its answer says that the rank is done with the pool. All at once: each
+    // rank may first have to wake from its idle backoff.
+    Session& state = session();
+    DriveScope scope;
+    const CommandHeader ask{Command::kReadClock};
+    std::vector<std::int64_t> clocks(ranks_.size());
+    std::vector<MPI_Request> requests(2 * ranks_.size(), MPI_REQUEST_NULL);
+    for (std::size_t w = 0; w < ranks_.size(); ++w) {
+      check(MPI_Irecv(&clocks[w], sizeof clocks[w], MPI_BYTE, ranks_[w].rank, kClock, state.comm,
+                      &requests[2 * w]),
+            "MPI_Irecv");
+      check(MPI_Isend(&ask, sizeof ask, MPI_BYTE, ranks_[w].rank, kCommand, state.comm,
+                      &requests[2 * w + 1]),
+            "MPI_Isend");
+    }
+    wait_all(
+        requests,
+        [&](std::size_t i) {
+          if (i % 2 == 0) trace_->worker_ended(static_cast<int>(i / 2), monotonic_now_ns());
+        },
+        [this] {
+          if (const int signal_number = termination_signal.load()) die_on_signal(signal_number);
+          handle_death_notices();
+        });
+  }
+  trace_->finish();
+  trace_.reset();
 }
 
 }  // namespace pool::detail

@@ -5,9 +5,15 @@
 // that has one. Worker ranks serve chunks until rank 0 finalizes MPI, through every pool the
 // program creates one after the other, then finalize and exit. Messages:
 //   rank 0 -> worker, kCommand: a call's runner and state (once per rank and call), a chunk, the
-//                               end of a call, or stop;
+//                               end of a call, a request for the worker's clock, or stop;
 //   worker -> rank 0, kReply then kPayload: a chunk's status, then its results or its failure;
+//   worker -> rank 0, kClock: the worker's CLOCK_MONOTONIC, read as the request arrived;
 //   worker -> rank 0, kDeath: the worker is dying of a signal while running a chunk.
+// Tracing: a traced pool marks each chunk command traced; the worker then times the chunk on its
+// own clock and sends the times after the reply's header (an untraced reply is the header alone).
+// Rank 0 maps them onto its clock with each rank's offset, estimated when the pool starts by
+// clock requests (see measure_clock_offsets in mpi_core.cc). At the pool's end one more clock
+// request to every rank tells rank 0 that the rank has handled every message of the pool.
 // No rank spins while idle: waits poll with a backoff that ends in 1 ms sleeps.
 #ifndef POOL_DETAIL_MPI_CORE_H_
 #define POOL_DETAIL_MPI_CORE_H_
@@ -25,7 +31,9 @@
 #include "pool/async_result.h"
 #include "pool/detail/mpi_runner.h"
 #include "pool/detail/task_failure.h"
+#include "pool/detail/trace_session.h"
 #include "pool/progress_bar.h"
+#include "pool/trace.h"
 
 namespace pool::detail {
 
@@ -36,6 +44,13 @@ struct MpiChunk {
   std::uint64_t count = 0;
   std::int64_t range_first = 0;  // pool::range inputs: the value of the first item
   std::string items;             // other inputs: the encoded items (moved out when sent)
+};
+
+// A traced chunk's times on the clock of the rank that ran it (the reply's tail on the wire).
+struct MpiChunkTimes {
+  std::int64_t received_ns = 0;  // its command was received
+  MpiRunTimes run;               // its first task began, its last task ended; 0: none ran
+  std::int64_t reply_ns = 0;     // its reply is about to be sent
 };
 
 // One call (map, imap, map_reduce, apply) on rank 0.
@@ -100,8 +115,9 @@ class MpiPoolCore final : public Progress {
 
   // Starts MPI when the program has not (and finalizes it at exit). On a worker rank this never
   // returns: it serves chunks until rank 0 finalizes MPI, then exits the process with status 0.
-  // workers: how many worker ranks the pool uses, 0 for all of them.
-  explicit MpiPoolCore(int workers);
+  // workers: how many worker ranks the pool uses, 0 for all of them. trace: record into it (one
+  // row per worker rank), null for nothing; complete once the pool is joined, terminated or gone.
+  explicit MpiPoolCore(int workers, std::shared_ptr<Trace> trace = nullptr);
   ~MpiPoolCore() override;
   MpiPoolCore(const MpiPoolCore&) = delete;
   MpiPoolCore& operator=(const MpiPoolCore&) = delete;
@@ -141,6 +157,11 @@ class MpiPoolCore final : public Progress {
   void handle_death_notices();
   [[noreturn]] void die_on_signal(int signal_number);
   std::string lost_work() const;
+  // Tracing.
+  void measure_clock_offsets();
+  void record_chunk(int worker, const MpiJob& job, const MpiChunk& chunk,
+                    const MpiChunkTimes& times);
+  void end_trace();
 
   std::vector<MpiRank> ranks_;
   std::list<std::shared_ptr<MpiJob>> jobs_;
@@ -151,6 +172,11 @@ class MpiPoolCore final : public Progress {
   std::uint64_t next_job_id_ = 1;
   bool closed_ = false;
   bool terminated_ = false;
+  // While traced: the rows (one per worker rank, or rank 0's own in a job of one rank), each
+  // worker rank's clock minus rank 0's, and when each row was ready (rank 0's clock).
+  std::unique_ptr<TraceSession> trace_;
+  std::vector<std::int64_t> clock_offsets_;
+  std::vector<std::int64_t> ready_ns_;
 };
 
 }  // namespace pool::detail

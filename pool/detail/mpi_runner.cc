@@ -154,4 +154,18 @@ std::optional<TaskFailure> MpiCall::run(const MpiChunkInput& chunk, std::string&
   return std::nullopt;
 }
 
+std::optional<TaskFailure> MpiCall::run(const MpiChunkInput& chunk, std::string& out,
+                                        MpiRunTimes& times) {
+  std::int64_t item = chunk.first_item;
+  try {
+    if (!runner_) throw std::logic_error(error_);
+    runner_->run_traced(chunk, out, item, times);
+  } catch (...) {
+    // A task that threw ends the run; one that failed before any task ran leaves no run.
+    if (times.begin_ns != 0 && times.end_ns == 0) times.end_ns = monotonic_now_ns();
+    return TaskFailure::capture(item, std::current_exception());
+  }
+  return std::nullopt;
+}
+
 }  // namespace pool::detail

@@ -15,10 +15,12 @@
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
+#include <vector>
 
 #include "pool/detail/call_adapters.h"
 #include "pool/detail/serialization.h"
 #include "pool/detail/task_failure.h"
+#include "pool/detail/trace_buffer.h"
 
 namespace pool::detail {
 
@@ -90,6 +92,12 @@ struct MpiChunkInput {
   std::size_t items_size = 0;
 };
 
+// When a traced chunk's tasks ran, on the running rank's CLOCK_MONOTONIC; 0: not reached.
+struct MpiRunTimes {
+  std::int64_t begin_ns = 0;  // its first task began (its items already decoded)
+  std::int64_t end_ns = 0;    // its last task ended (its results not yet encoded)
+};
+
 // Runs the chunks of one call; built once per call and rank from the call's encoded state.
 class MpiRunner {
  public:
@@ -97,6 +105,10 @@ class MpiRunner {
   // Appends the chunk's results (or its folded value) to `out`. `item` follows the item being
   // run, so that a throw names its task.
   virtual void run(const MpiChunkInput& chunk, std::string& out, std::int64_t& item) = 0;
+  // The same, traced: decodes every item before the first task and encodes the results after the
+  // last, as a ProcessPool's traced worker does, so that both show as overhead in `times`.
+  virtual void run_traced(const MpiChunkInput& chunk, std::string& out, std::int64_t& item,
+                          MpiRunTimes& times) = 0;
 };
 
 using MakeMpiRunner = std::unique_ptr<MpiRunner> (*)(const std::byte* state, std::size_t size);
@@ -113,6 +125,8 @@ class MpiCall {
   MpiCall(std::uint64_t runner, const std::byte* state, std::size_t size);
   // Runs one chunk, appending its results to `out`; the failure, when a task threw.
   std::optional<TaskFailure> run(const MpiChunkInput& chunk, std::string& out);
+  // The same, traced: `times` says when its tasks ran; a task that threw ended the run.
+  std::optional<TaskFailure> run(const MpiChunkInput& chunk, std::string& out, MpiRunTimes& times);
 
  private:
   std::unique_ptr<MpiRunner> runner_;
@@ -181,14 +195,30 @@ class StateReader {
   std::size_t offset_ = 0;
 };
 
-// Calls each(item) on every item of the chunk, in order.
-template <class Item, bool kLazyRange, class Each>
-void for_each_chunk_item(const MpiChunkInput& chunk, std::int64_t& index, Each&& each) {
+// Calls each(item) on every item of the chunk, in order. kTraced: the items are decoded first and
+// times.begin_ns is set when the first task begins.
+template <class Item, bool kLazyRange, bool kTraced = false, class Each>
+void for_each_chunk_item(const MpiChunkInput& chunk, std::int64_t& index, MpiRunTimes* times,
+                         Each&& each) {
   if constexpr (kLazyRange) {
+    if constexpr (kTraced) times->begin_ns = monotonic_now_ns();
     for (std::uint64_t i = 0; i < chunk.count; ++i) {
       index = chunk.first_item + static_cast<std::int64_t>(i);
       Item item = static_cast<Item>(chunk.range_first + static_cast<std::int64_t>(i));
       each(item);
+    }
+  } else if constexpr (kTraced) {
+    struct Decoded {
+      Item value;  // not vector<bool>'s proxies
+    };
+    std::vector<Decoded> items;
+    items.reserve(static_cast<std::size_t>(chunk.count));
+    Decoder<Item> decode(chunk.items, chunk.items_size);
+    for (std::uint64_t i = 0; i < chunk.count; ++i) items.push_back(Decoded{decode.next()});
+    times->begin_ns = monotonic_now_ns();
+    for (std::uint64_t i = 0; i < chunk.count; ++i) {
+      index = chunk.first_item + static_cast<std::int64_t>(i);
+      each(items[static_cast<std::size_t>(i)].value);
     }
   } else {
     Decoder<Item> items(chunk.items, chunk.items_size);
@@ -200,54 +230,83 @@ void for_each_chunk_item(const MpiChunkInput& chunk, std::int64_t& index, Each&&
   }
 }
 
+// A runner whose Derived::run_as<kTraced>(chunk, out, index, times) does both kinds of run.
+template <class Derived>
+class MpiRunnerOf : public MpiRunner {
+ public:
+  void run(const MpiChunkInput& chunk, std::string& out, std::int64_t& index) override {
+    static_cast<Derived*>(this)->template run_as<false>(chunk, out, index, nullptr);
+  }
+  void run_traced(const MpiChunkInput& chunk, std::string& out, std::int64_t& index,
+                  MpiRunTimes& times) override {
+    static_cast<Derived*>(this)->template run_as<true>(chunk, out, index, &times);
+  }
+};
+
 // map: one result per item, as raw bytes when trivially copyable, else cereal-encoded.
 template <class F, class Item, bool kLazyRange>
-class MpiMapRunner final : public MpiRunner {
+class MpiMapRunner final : public MpiRunnerOf<MpiMapRunner<F, Item, kLazyRange>> {
  public:
   using Result = std::decay_t<std::invoke_result_t<F&, Item&>>;
 
   MpiMapRunner(const std::byte* state, std::size_t size) : function_(state, size) {}
 
-  void run(const MpiChunkInput& chunk, std::string& out, std::int64_t& index) override {
+ private:
+  friend class MpiRunnerOf<MpiMapRunner>;
+  template <bool kTraced>
+  void run_as(const MpiChunkInput& chunk, std::string& out, std::int64_t& index,
+              MpiRunTimes* times) {
     F& function = function_.get();
     if constexpr (kRawBytes<Result>) {
       const std::size_t base = out.size();
       out.resize(base + chunk.count * sizeof(Result));
       char* slot = out.data() + base;
-      for_each_chunk_item<Item, kLazyRange>(chunk, index, [&](Item& item) {
+      for_each_chunk_item<Item, kLazyRange, kTraced>(chunk, index, times, [&](Item& item) {
         const Result result = function(item);
         std::memcpy(slot, &result, sizeof(Result));
         slot += sizeof(Result);
       });
+      if constexpr (kTraced) times->end_ns = monotonic_now_ns();
+    } else if constexpr (kTraced) {
+      std::vector<Result> kept;
+      kept.reserve(static_cast<std::size_t>(chunk.count));
+      for_each_chunk_item<Item, kLazyRange, true>(
+          chunk, index, times, [&](Item& item) { kept.push_back(function(item)); });
+      times->end_ns = monotonic_now_ns();
+      Encoder<Result> encode(out);
+      for (const Result& result : kept) encode(result);
     } else {
       Encoder<Result> encode(out);
-      for_each_chunk_item<Item, kLazyRange>(chunk, index,
+      for_each_chunk_item<Item, kLazyRange>(chunk, index, nullptr,
                                             [&](Item& item) { encode(function(item)); });
     }
   }
 
- private:
   DecodedTask<F> function_;
 };
 
 // map_reduce: the chunk folded from init with op, as one encoded T.
 template <class F, class Item, bool kLazyRange, class Op, class T>
-class MpiReduceRunner final : public MpiRunner {
+class MpiReduceRunner final : public MpiRunnerOf<MpiReduceRunner<F, Item, kLazyRange, Op, T>> {
  public:
   MpiReduceRunner(const std::byte* state, std::size_t size)
       : MpiReduceRunner(StateReader(state, size), 0) {}
 
-  void run(const MpiChunkInput& chunk, std::string& out, std::int64_t& index) override {
+ private:
+  friend class MpiRunnerOf<MpiReduceRunner>;
+  template <bool kTraced>
+  void run_as(const MpiChunkInput& chunk, std::string& out, std::int64_t& index,
+              MpiRunTimes* times) {
     F& function = function_.get();
     Op& op = op_.get();
     T value = init_.get();
-    for_each_chunk_item<Item, kLazyRange>(
-        chunk, index, [&](Item& item) { value = op(std::move(value), function(item)); });
+    for_each_chunk_item<Item, kLazyRange, kTraced>(
+        chunk, index, times, [&](Item& item) { value = op(std::move(value), function(item)); });
+    if constexpr (kTraced) times->end_ns = monotonic_now_ns();
     Encoder<T> encode(out);
     encode(value);
   }
 
- private:
   // Mem-initializers run in order, so the three values are read in the order they were packed.
   MpiReduceRunner(StateReader state, int)
       : function_(decoded<DecodedTask<F>>(state.next())),
