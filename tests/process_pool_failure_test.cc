@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <numeric>
@@ -96,6 +97,33 @@ TEST_F(ProcessPoolFailure, WorkerKilledMidMapGivesWorkerDiedAndTheNextMapSucceed
   EXPECT_EQ(pids.size(), 100u);
   EXPECT_EQ(workers.map([](int x) { return 2 * x; }, pool::range(0, 5)),
             (std::vector<int>{0, 2, 4, 6, 8}));
+}
+
+TEST_F(ProcessPoolFailure, AWorkerKilledAtAnyMomentOfASingleItemMapFailsOrFinishesTheCall) {
+  // Workers count finished single items privately and publish them when they leave the call, so
+  // a kill usually lands between two items, holding completions nobody saw: the call must still
+  // fail with WorkerDied (or have finished), never wait forever.
+  pool::ProcessPool workers(2);
+  int deaths = 0;
+  for (int round = 0; round < 20; ++round) {
+    const auto pids =
+        workers.map([](int) { return static_cast<int>(::getpid()); }, pool::range(0, 1000), 1);
+    auto call = workers.map_async([](std::int64_t x) { return x * x; },
+                                  pool::range<std::int64_t>(0, 3'000'000), 1);
+    std::this_thread::sleep_for(std::chrono::microseconds(100 + 150 * round));
+    ASSERT_EQ(::kill(pids.back(), SIGKILL), 0);
+    try {
+      const std::vector<std::int64_t> squares = call.get();
+      ASSERT_EQ(squares.size(), 3'000'000u);
+      EXPECT_EQ(squares[2'999'999], std::int64_t{2'999'999} * 2'999'999);
+    } catch (const pool::WorkerDied& died) {
+      EXPECT_EQ(died.signal(), SIGKILL) << died.what();
+      ++deaths;
+    }
+  }
+  EXPECT_GT(deaths, 0) << "every call finished before its kill: nothing was tested";
+  EXPECT_EQ(workers.map([](int x) { return x + 1; }, pool::range(0, 3)),
+            (std::vector<int>{1, 2, 3}));
 }
 
 TEST_F(ProcessPoolFailure, WorkerThatExitsMidMapGivesWorkerDiedWithItsStatus) {

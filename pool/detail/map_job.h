@@ -155,6 +155,7 @@ void run_chunks_as(WorkerContext& context, std::uint64_t chunk, Body& body) {
     }
     context.chunk_done(chunk);
   } while (context.next_chunk(chunk));
+  context.publish_done();
 }
 
 // Runs body(traced, chunk, begin, end, i) on `chunk` and every further chunk the worker takes;

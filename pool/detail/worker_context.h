@@ -109,7 +109,8 @@ class WorkerContext {
     me_->current_item.store(kTakingChunk, std::memory_order_relaxed);
     chunk = slot_->next_chunk.fetch_add(1, std::memory_order_relaxed);
     if (chunk >= slot_->job.n_chunks) {
-      me_->current_item.store(kNoItem, std::memory_order_relaxed);
+      // With completions still unpublished the worker stays "between chunks" until it publishes.
+      if (unpublished_ == 0) me_->current_item.store(kNoItem, std::memory_order_relaxed);
       return false;
     }
     --*chunks_left_;
@@ -137,16 +138,36 @@ class WorkerContext {
     me_->records_produced.fetch_add(1, std::memory_order_release);
   }
 
-  // Publishes that `chunk` is finished; its results must be written before.
+  // Counts `chunk` as finished; its results must be written before. Chunks of a job whose
+  // completions are logged (imap, map_reduce) or that failed are published at once; others are
+  // counted here and published together by publish_done(), so that single items cost one shared
+  // counter (the cursor) and not two.
   void chunk_done(std::uint64_t chunk, bool failed = false) {
     const JobDescriptor& job = slot_->job;
+    if (job.log_offset == 0 && !failed) {
+      ++unpublished_;
+      // Between chunks, holding completions nobody saw: a death now fails the job, naming no task.
+      me_->current_item.store(kTakingChunk, std::memory_order_relaxed);
+      return;
+    }
     if (job.log_offset != 0) {
       auto* log = reinterpret_cast<std::atomic<std::uint32_t>*>(arena_ + job.log_offset);
       const std::uint64_t entry = slot_->log_cursor.fetch_add(1, std::memory_order_relaxed);
       log[entry].store(static_cast<std::uint32_t>(chunk + 1) | (failed ? kChunkFailedBit : 0u),
                        std::memory_order_release);
     }
-    const std::uint64_t done = slot_->completed.fetch_add(1, std::memory_order_seq_cst) + 1;
+    ++unpublished_;
+    publish_done(failed);
+  }
+
+  // Publishes the chunks counted since the last call; the worker must call it before it leaves
+  // the job (next_chunk returned false).
+  void publish_done(bool failed = false) {
+    if (unpublished_ == 0) return;
+    const JobDescriptor& job = slot_->job;
+    const std::uint64_t done =
+        slot_->completed.fetch_add(unpublished_, std::memory_order_seq_cst) + unpublished_;
+    unpublished_ = 0;
     me_->current_item.store(kNoItem, std::memory_order_relaxed);
     const bool job_level = done == job.n_chunks || job.notify_each_chunk != 0 || failed ||
                            slot_->cancelled.load(std::memory_order_seq_cst) != 0;
@@ -188,6 +209,7 @@ class WorkerContext {
   SpanRecorder* recorder_;
   std::uint64_t position_;
   bool timed_;
+  std::uint64_t unpublished_ = 0;  // chunks finished here but not yet counted in the job slot
 };
 
 }  // namespace pool::detail

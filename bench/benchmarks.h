@@ -1,0 +1,37 @@
+// The pool's benchmarks, each registered beside the reference that bounds it (bench/references.h).
+// tools/bench runs them and prints the table of targets; tools/compare_python runs some of them
+// beside Python's multiprocessing.Pool.
+#ifndef BENCH_BENCHMARKS_H_
+#define BENCH_BENCHMARKS_H_
+
+#include <cstdint>
+#include <vector>
+
+namespace bench {
+
+struct Config {
+  std::int64_t slow_series_n = 100'000'000;
+  std::vector<int> ncores;  // worker counts for the slow series; default 1..available CPUs
+  int workers = 2;          // the other workloads' pool size; default: available CPUs
+  std::vector<std::int64_t> dispatch_items = {100'000, 1'000'000, 10'000'000};
+  std::vector<int> startup_workers = {2, 4};
+  std::int64_t result_doubles = 10'000'000;
+  std::int64_t result_strings = 100'000;
+  std::int64_t string_bytes = 1024;
+  int sleep_tasks = 10;
+  double sleep_seconds = 1.0;
+  int sleep_workers = 4;
+};
+
+// Benchmarks are named workload/implementation/parameters, e.g. slow_series/fork_pipe/ncores:2.
+// Process pools run before thread pools and the OpenMP reference runs in a child process, so no
+// thread exists in this process when a ProcessPool forks.
+void register_slow_series(const Config& config);
+void register_dispatch(const Config& config);
+void register_startup(const Config& config);
+void register_results(const Config& config);
+void register_sleep_map(const Config& config);
+
+}  // namespace bench
+
+#endif  // BENCH_BENCHMARKS_H_

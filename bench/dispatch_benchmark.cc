@@ -1,0 +1,63 @@
+// Workload 2: handing out work. map(x -> x * x, range(0, N)) on a pool of the available CPUs, with
+// single items (chunksize 1) and with the default chunksize, beside the limit for single items:
+// two processes taking indices from one atomic counter in shared memory.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/benchmarks.h"
+#include "bench/references.h"
+#include "pool/pool.h"
+
+namespace bench {
+namespace {
+
+struct Square {
+  std::int64_t operator()(std::int64_t x) const { return x * x; }
+};
+
+// The last item's square proves the run did the work.
+void check_last(benchmark::State& state, std::int64_t items, std::int64_t last) {
+  if (last != (items - 1) * (items - 1)) state.SkipWithError("a wrong square came back");
+}
+
+}  // namespace
+
+void register_dispatch(const Config& config) {
+  const int pool_size = config.workers;
+  for (std::int64_t items : config.dispatch_items) {
+    const std::string size = "/N:" + std::to_string(items);
+    for (std::size_t chunksize : {std::size_t{1}, std::size_t{0}}) {
+      const std::string name = "dispatch/process_pool/chunksize:" +
+                               (chunksize == 1 ? std::string("1") : std::string("default")) + size;
+      benchmark::RegisterBenchmark(
+          name.c_str(),
+          [=](benchmark::State& state) {
+            pool::ProcessPool workers(pool_size);
+            std::int64_t last = 0;
+            for (auto _ : state) {
+              const std::vector<std::int64_t> squares =
+                  workers.map(Square{}, pool::range(std::int64_t{0}, items), chunksize);
+              last = squares.back();
+            }
+            check_last(state, items, last);
+            state.SetItemsProcessed(state.iterations() * items);
+          })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+    benchmark::RegisterBenchmark(("dispatch/shared_counter" + size).c_str(),
+                                 [=](benchmark::State& state) {
+                                   SharedCounterLimit limit(items);
+                                   for (auto _ : state) limit.run(items);
+                                   check_last(state, items, limit.result(items - 1));
+                                   state.SetItemsProcessed(state.iterations() * items);
+                                 })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+}
+
+}  // namespace bench

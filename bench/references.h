@@ -1,0 +1,57 @@
+// What the pool is measured against: the same work done by bare system calls, with nothing a pool
+// adds. Each is the limit one part of the pool can approach.
+#ifndef BENCH_REFERENCES_H_
+#define BENCH_REFERENCES_H_
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace bench {
+
+// Forks one child per part, runs part(i) in child i, reads its double back through a pipe and
+// reaps it: the slow series the way one writes it by hand without a pool. Returns the values in
+// part order; throws std::system_error when a system call fails, std::runtime_error when a child
+// does not answer.
+std::vector<double> fork_pipe_map(int parts, const std::function<double(int)>& part);
+
+// A value and the seconds its computation took, as measured where it ran.
+struct Timed {
+  double value = 0.0;
+  double seconds = 0.0;
+};
+
+// Runs body() in a forked child and returns what it measured, read through a pipe. This process
+// never starts the threads the child may start (an OpenMP team), so process pools can still fork.
+Timed in_child(const std::function<Timed()>& body);
+
+// Forks `children` children that exit at once and reaps them: the least a pool's start-up and
+// shutdown can cost.
+void fork_and_reap(int children);
+
+// Two processes (this one and a child forked once) that take item indices one at a time from one
+// atomic counter in shared memory and write i * i into a shared array: the limit for handing out
+// single items. Not thread-safe; one at a time.
+class SharedCounterLimit {
+ public:
+  explicit SharedCounterLimit(std::int64_t max_items);
+  ~SharedCounterLimit();
+  SharedCounterLimit(const SharedCounterLimit&) = delete;
+  SharedCounterLimit& operator=(const SharedCounterLimit&) = delete;
+
+  // Both processes square items [0, items); returns once all are written.
+  void run(std::int64_t items);
+  // The shared array's item i (written by run).
+  std::int64_t result(std::int64_t i) const;
+
+ private:
+  struct Shared;
+  Shared* shared_;
+  std::int64_t* results_;
+  std::int64_t max_items_;
+  int child_ = -1;
+};
+
+}  // namespace bench
+
+#endif  // BENCH_REFERENCES_H_
