@@ -32,7 +32,7 @@ out=$(tools/bench --quick --bin "$bin" --ncores 1,2 --out "$tmp/out" 2>"$tmp/err
 check BenchExitsWith0 test $? -eq 0
 check HeaderSaysQuickAndMachine grep -qE '^pool benchmarks, medians of 2 interleaved repetitions .*machine: [0-9]+ CPUs; --quick' <<<"$out"
 check TableHasItsHeader grep -qx '| workload | ours | reference | ratio | target | met |' <<<"$out"
-check OneSlowSeriesRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'workers: ProcessPool / fork()+pipe|')" -eq 2
+check OneSlowSeriesRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -cE 'workers?: ProcessPool / fork\(\)\+pipe\|')" -eq 2
 check EfficiencyRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'efficiency, ProcessPool')" -eq 2
 check OpenMPRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'FreeThreadPool / OpenMP')" -eq 2
 check DispatchRowPerSizeAndChunksize test "$(rows "$out" 'dispatch x*x' | wc -l)" -eq 4
