@@ -86,13 +86,28 @@ TraceStats Trace::stats() const {
     stats.per_worker[w].worker = static_cast<int>(w);
     stats.per_worker[w].wall = stats.wall;
   }
+  // Each worker's spans in start order: where two overlap (a worker still closing its last
+  // chunk's span when the pool starts stopping it, on a loaded machine), the time counts once, for
+  // the earlier span, so the parts of a worker never exceed the wall time.
+  std::vector<const Span*> ordered;
+  ordered.reserve(spans_.size());
   for (const Span& span : spans_) {
-    if (span.worker < 0 || span.worker >= workers_) continue;
+    if (span.worker >= 0 && span.worker < workers_) ordered.push_back(&span);
+  }
+  std::stable_sort(ordered.begin(), ordered.end(), [](const Span* a, const Span* b) {
+    return a->worker != b->worker ? a->worker < b->worker : a->start_ns < b->start_ns;
+  });
+  std::vector<std::int64_t> covered(stats.per_worker.size(), start_ns_);
+  for (const Span* span_in_order : ordered) {
+    const Span& span = *span_in_order;
     const auto w = static_cast<std::size_t>(span.worker);
     WorkerStats& worker = stats.per_worker[w];
-    const std::int64_t from = std::max(span.start_ns, start_ns_);
+    const std::int64_t from = std::max(span.start_ns, covered[w]);
     const std::int64_t to = std::min(span.end_ns, end);
-    if (to > from) part(worker, span.kind) += seconds(to - from);
+    if (to > from) {
+      part(worker, span.kind) += seconds(to - from);
+      covered[w] = to;
+    }
     if (span.kind == SpanKind::kStartup) last_work[w] = std::max(last_work[w], span.end_ns);
     if (is_work(span.kind)) {
       last_work[w] = std::max(last_work[w], span.end_ns);

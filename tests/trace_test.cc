@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "pool/detail/trace_buffer.h"
+#include "pool/detail/trace_session.h"
 #include "pool/pool.h"
 #include "tests/leak_check.h"
 #include "tests/trace_checks.h"
@@ -253,6 +255,33 @@ TEST_F(Trace, StatsAddUpAndNameTheImbalanceAtTheEnd) {
   table << stats;
   EXPECT_NE(table.str().find("efficiency"), std::string::npos);
   EXPECT_NE(table.str().find("imbalance"), std::string::npos);
+}
+
+TEST_F(Trace, OverlappingSpansOfOneWorkerCountOnceSoTheStatsStillAddUp) {
+  // On a loaded machine a worker may still be closing its last span when the pool starts stopping
+  // it. Such overlaps count once, for the earlier span.
+  auto trace = std::make_shared<pool::Trace>();
+  constexpr std::int64_t kMs = 1'000'000;
+  const std::int64_t start = pool::detail::monotonic_now_ns() - 1000 * kMs;
+  {
+    pool::detail::TraceSession session(trace, "free", 1, start);
+    pool::detail::TraceBuffer& buffer = *session.buffer(0);
+    buffer.record(pool::detail::TraceKind::kStartup, start, start + 10 * kMs, -1, -1, -1, 0);
+    buffer.record(pool::detail::TraceKind::kRun, start + 20 * kMs, start + 120 * kMs, 0, 0, 0, 1);
+    // Overhead from 100 ms to 150 ms: only its last 30 ms are not run time already.
+    buffer.record(pool::detail::TraceKind::kOverhead, start + 100 * kMs, start + 150 * kMs, 0, 0, 0,
+                  1);
+    session.finish();
+  }
+  const pool::TraceStats stats = trace->stats();
+  expect_parts_add_up(stats);
+  EXPECT_NEAR(stats.run, 0.100, 1e-9);
+  EXPECT_NEAR(stats.overhead, 0.030, 1e-9);
+  EXPECT_NEAR(stats.startup, 0.010, 1e-9);
+  EXPECT_LE(stats.run + stats.overhead + stats.startup + stats.shutdown, stats.wall + 1e-9);
+  // The spans themselves are kept as recorded.
+  ASSERT_EQ(spans_of(*trace, pool::SpanKind::kOverhead).size(), 1u);
+  EXPECT_EQ(spans_of(*trace, pool::SpanKind::kOverhead)[0].start_ns, start + 100 * kMs);
 }
 
 TEST_F(Trace, ChromeTraceFileHoldsCompleteEventsWithOneRowPerWorker) {
