@@ -4,7 +4,12 @@
 #ifndef BENCH_BENCHMARKS_H_
 #define BENCH_BENCHMARKS_H_
 
+#include <benchmark/benchmark.h>
+
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace bench {
@@ -26,6 +31,12 @@ struct Config {
 // Benchmarks are named workload/implementation/parameters, e.g. slow_series/fork_pipe/ncores:2.
 // Process pools run before thread pools and the OpenMP reference runs in a child process, so no
 // thread exists in this process when a ProcessPool forks.
+// Registers one benchmark, reported in milliseconds; callers add how it is timed.
+inline benchmark::internal::Benchmark* add_benchmark(const std::string& name,
+                                                     std::function<void(benchmark::State&)> body) {
+  return benchmark::RegisterBenchmark(name.c_str(), std::move(body))->Unit(benchmark::kMillisecond);
+}
+
 void register_slow_series(const Config& config);
 void register_dispatch(const Config& config);
 void register_startup(const Config& config);

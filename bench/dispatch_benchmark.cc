@@ -32,31 +32,24 @@ void register_dispatch(const Config& config) {
     for (std::size_t chunksize : {std::size_t{1}, std::size_t{0}}) {
       const std::string name = "dispatch/process_pool/chunksize:" +
                                (chunksize == 1 ? std::string("1") : std::string("default")) + size;
-      benchmark::RegisterBenchmark(
-          name.c_str(),
-          [=](benchmark::State& state) {
-            pool::ProcessPool workers(pool_size);
-            std::int64_t last = 0;
-            for (auto _ : state) {
-              const std::vector<std::int64_t> squares =
-                  workers.map(Square{}, pool::range(std::int64_t{0}, items), chunksize);
-              last = squares.back();
-            }
-            check_last(state, items, last);
-            state.SetItemsProcessed(state.iterations() * items);
-          })
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
+      add_benchmark(name, [=](benchmark::State& state) {
+        pool::ProcessPool workers(pool_size);
+        std::int64_t last = 0;
+        for (auto _ : state) {
+          const std::vector<std::int64_t> squares =
+              workers.map(Square{}, pool::range(std::int64_t{0}, items), chunksize);
+          last = squares.back();
+        }
+        check_last(state, items, last);
+        state.SetItemsProcessed(state.iterations() * items);
+      })->UseRealTime();
     }
-    benchmark::RegisterBenchmark(("dispatch/shared_counter" + size).c_str(),
-                                 [=](benchmark::State& state) {
-                                   SharedCounterLimit limit(items);
-                                   for (auto _ : state) limit.run(items);
-                                   check_last(state, items, limit.result(items - 1));
-                                   state.SetItemsProcessed(state.iterations() * items);
-                                 })
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
+    add_benchmark("dispatch/shared_counter" + size, [=](benchmark::State& state) {
+      SharedCounterLimit limit(items);
+      for (auto _ : state) limit.run(items);
+      check_last(state, items, limit.result(items - 1));
+      state.SetItemsProcessed(state.iterations() * items);
+    })->UseRealTime();
   }
 }
 

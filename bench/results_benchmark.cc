@@ -41,9 +41,7 @@ void copy_into_fresh_memory(benchmark::State& state, std::size_t bytes) {
 
 benchmark::internal::Benchmark* add(const std::string& name,
                                     std::function<void(benchmark::State&)> body) {
-  return benchmark::RegisterBenchmark(name.c_str(), std::move(body))
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
+  return add_benchmark(name, std::move(body))->UseRealTime();
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/benchmarks.h"
@@ -13,13 +14,13 @@
 namespace bench {
 namespace {
 
-template <class Pool, class... Extra>
-void sleep_map(benchmark::State& state, const Config& config, Extra... extra) {
+template <class Pool>
+void sleep_map(benchmark::State& state, const Config& config) {
   const auto nap = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::duration<double>(config.sleep_seconds));
   std::int64_t done = 0;
   for (auto _ : state) {
-    Pool workers(config.sleep_workers, extra...);
+    Pool workers(config.sleep_workers);
     const std::vector<int> ones = workers.map(
         [nap](std::int64_t) {
           pool::gil::sleep_for(nap);  // releases a GilThreadPool's lock, as time.sleep does
@@ -34,23 +35,20 @@ void sleep_map(benchmark::State& state, const Config& config, Extra... extra) {
   state.counters["ideal_s"] = rounds * config.sleep_seconds;
 }
 
-benchmark::internal::Benchmark* add(const std::string& name,
-                                    std::function<void(benchmark::State&)> body) {
-  return benchmark::RegisterBenchmark(name.c_str(), std::move(body))
-      ->Iterations(1)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-}
-
 }  // namespace
 
 void register_sleep_map(const Config& config) {
-  add("sleep_map/process_pool",
-      [config](benchmark::State& state) { sleep_map<pool::ProcessPool>(state, config); });
-  add("sleep_map/gil_threads",
-      [config](benchmark::State& state) { sleep_map<pool::GilThreadPool>(state, config); });
-  add("sleep_map/free_threads",
-      [config](benchmark::State& state) { sleep_map<pool::FreeThreadPool>(state, config); });
+  using Run = void (*)(benchmark::State&, const Config&);
+  const std::pair<const char*, Run> pools[] = {
+      {"sleep_map/process_pool", &sleep_map<pool::ProcessPool>},
+      {"sleep_map/gil_threads", &sleep_map<pool::GilThreadPool>},
+      {"sleep_map/free_threads", &sleep_map<pool::FreeThreadPool>},
+  };
+  for (const auto& [name, run] : pools) {
+    add_benchmark(name, [config, run](benchmark::State& state) { run(state, config); })
+        ->Iterations(1)
+        ->UseRealTime();
+  }
 }
 
 }  // namespace bench

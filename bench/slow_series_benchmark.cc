@@ -60,11 +60,10 @@ void measure(benchmark::State& state, std::int64_t n, int ncores, Run&& run) {
   finish(state, sum, n, ncores);
 }
 
+// One run per repetition: a run takes about a second.
 benchmark::internal::Benchmark* add(const std::string& name,
                                     std::function<void(benchmark::State&)> body) {
-  return benchmark::RegisterBenchmark(name.c_str(), std::move(body))
-      ->Iterations(1)
-      ->Unit(benchmark::kMillisecond);
+  return add_benchmark(name, std::move(body))->Iterations(1);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@ suffixes the library adds (iterations:1, real_time, manual_time), so slow_series
 names one benchmark, and median() takes the median over its repetitions.
 """
 
+import argparse
 import json
 import re
 import signal
@@ -21,6 +22,43 @@ SECONDS_PER_UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 class Failure(Exception):
     """A build or a run failed; the message says which command and why."""
+
+
+def positive_int(text):
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got '{text}'")
+    return value
+
+
+def rate(value):
+    """A per-second figure with k, M or G: '32.3 M/s'."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}/s"
+    return f"{value:.0f} /s"
+
+
+def power_of_ten(n):
+    """10^7 for 10000000; other numbers as they are."""
+    text = f"{n:.0e}".replace("e+0", "e").replace("e+", "e")
+    return text.replace("1e", "10^") if text.startswith("1e") else str(n)
+
+
+def exit_with(program, main, argv):
+    """Runs main(argv) and exits with its status: 1 on a Failure, 130 on Ctrl-C."""
+    try:
+        sys.exit(main(argv))
+    except Failure as failure:
+        say(program, f"error: {failure}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        say(program, "interrupted")
+        sys.exit(130)
 
 
 def say(program, line):

@@ -167,19 +167,6 @@ void read_results(ProcessPoolCore& core, const JobDescriptor& job, std::uint64_t
   }
 }
 
-// A vector of the `count` trivially copyable results at `slots`, copied once. A large vector is
-// asked for transparent huge pages first: faulting in fresh memory 4 KiB at a time costs more than
-// the copy itself.
-template <class Result>
-std::vector<Result> copy_slots(const std::byte* slots, std::uint64_t count) {
-  std::vector<Result> results;
-  results.reserve(count);
-  advise_huge_pages(results.data(), count * sizeof(Result));
-  const auto* first = reinterpret_cast<const Result*>(slots);
-  results.insert(results.end(), first, first + count);
-  return results;
-}
-
 // map_async and friends: every result at once, when the job is done.
 template <class Result>
 class CollectListener final : public JobListener {
@@ -195,11 +182,13 @@ class CollectListener final : public JobListener {
     if (error) return fail_(error);
     std::vector<Result> results;
     try {
+      results.reserve(job_.n_items);
       if constexpr (std::is_trivially_copyable_v<Result>) {
+        // Faulting a large vector in 4 KiB at a time costs more than the copy itself.
+        advise_huge_pages(results.data(), job_.n_items * sizeof(Result));
         // The slots hold every result in input order: one copy, whatever the chunksize.
-        results = copy_slots<Result>(core_.arena() + job_.result_offset, job_.n_items);
+        read_results(core_, job_, 0, 0, job_.n_items, results);
       } else {
-        results.reserve(job_.n_items);
         for (std::uint64_t c = 0; c < job_.n_chunks; ++c) {
           const std::uint64_t first = c * job_.chunksize;
           read_results(core_, job_, c, first, std::min(job_.chunksize, job_.n_items - first),
