@@ -13,7 +13,11 @@
 // - callback(value) or error_callback(exception_ptr), given to the *_async call, runs exactly once,
 //   before ready() becomes true. On a ProcessPool it runs in the thread that uses the pool, during
 //   whichever pool call or wait notices the completion; on a thread pool it runs in the worker
-//   thread that finished the work. If a callback throws, the result fails with that exception.
+//   thread that finished the work. A callback never changes the outcome: get(), successful() and
+//   ready() report the task's value or its error whatever a callback does. A callback that throws
+//   is reported on stderr in one line ("pool: the callback of an *_async call raised
+//   std::runtime_error: ...; ignored ...") and otherwise ignored, as Python's concurrent.futures
+//   logs and ignores a done-callback that raises; the pool and its worker threads go on.
 // - Copies share one result. Waiting on a thread pool's result is thread-safe; a ProcessPool's
 //   results are waited on by the thread that uses the pool.
 #ifndef POOL_ASYNC_RESULT_H_
@@ -23,15 +27,18 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
+#include "pool/detail/exception_text.h"
 #include "pool/detail/wait_hook.h"
 #include "pool/errors.h"
 
@@ -50,6 +57,23 @@ class Progress {
   virtual bool drive_until(const std::function<bool()>& done,
                            std::optional<Clock::time_point> deadline) = 0;
 };
+
+// Writes "pool: the <which> of an *_async call raised <type>: <what>; ignored ..." to stderr for
+// the exception being handled. Called from a catch block; never throws, since it runs where a
+// throw would replace the task's outcome or end a worker thread.
+inline void report_ignored_callback_exception(const char* which) noexcept {
+  try {
+    const ExceptionText text = describe_exception(std::current_exception());
+    const std::string line = std::string("pool: the ") + which + " of an *_async call raised " +
+                             text.type + ": " + text.message +
+                             "; ignored (the result keeps the task's outcome)\n";
+    // One stdio call (it locks the stream), so that lines from several worker threads never mix.
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+  } catch (...) {
+    std::fputs("pool: a callback of an *_async call raised; ignored\n", stderr);
+  }
+}
 
 class AsyncStateBase {
  public:
@@ -115,7 +139,8 @@ class AsyncStateBase {
   }
 
  protected:
-  virtual void run_error_callback(std::exception_ptr& error) = 0;
+  // Runs error_callback(error) if there is one; never throws.
+  virtual void run_error_callback(const std::exception_ptr& error) noexcept = 0;
 
   void finish(std::exception_ptr error) {
     {
@@ -162,7 +187,6 @@ class AsyncState final : public AsyncStateBase {
   template <class... V>
   void succeed(V&&... value) {
     if constexpr (!std::is_void_v<R>) value_.emplace(std::forward<V>(value)...);
-    std::exception_ptr error;
     if (callback_) {
       try {
         if constexpr (std::is_void_v<R>) {
@@ -171,10 +195,10 @@ class AsyncState final : public AsyncStateBase {
           callback_(*value_);
         }
       } catch (...) {
-        error = std::current_exception();
+        report_ignored_callback_exception("callback");
       }
     }
-    finish(std::move(error));
+    finish(nullptr);
   }
 
   // Valid once settled without error.
@@ -183,12 +207,12 @@ class AsyncState final : public AsyncStateBase {
   }
 
  private:
-  void run_error_callback(std::exception_ptr& error) override {
+  void run_error_callback(const std::exception_ptr& error) noexcept override {
     if (!error_callback_) return;
     try {
       error_callback_(error);
     } catch (...) {
-      error = std::current_exception();
+      report_ignored_callback_exception("error_callback");
     }
   }
 

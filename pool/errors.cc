@@ -6,6 +6,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "pool/detail/interrupt_exit.h"
+
 namespace pool {
 namespace {
 
@@ -40,8 +42,9 @@ TaskError::TaskError(std::int64_t task_index, std::string type_name, std::string
       type_name_(std::move(type_name)),
       message_(std::move(message)) {}
 
-WorkerDied::WorkerDied(std::int64_t task_index, int pid, int wait_status)
-    : std::runtime_error(describe_death(task_index, pid, wait_status)),
+WorkerDied::WorkerDied(std::int64_t task_index, int pid, int wait_status, const std::string& cause)
+    : std::runtime_error(describe_death(task_index, pid, wait_status) +
+                         (cause.empty() ? "" : " (" + cause + ")")),
       task_index_(task_index),
       pid_(pid),
       signal_(WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0),
@@ -58,12 +61,25 @@ TaskTimeout::TaskTimeout(std::int64_t task_index, int pid, int wait_status, doub
 Interrupted::Interrupted(int signal_number)
     : std::runtime_error(std::string("pool: interrupted by ") + strsignal(signal_number) +
                          "; the workers were stopped"),
-      signal_(signal_number) {}
+      signal_(signal_number) {
+  // Before the throw that follows, so that a program that does not catch it ends as interrupted.
+  detail::install_interrupt_exit();
+}
 
 InitializerError::InitializerError(std::string type_name, std::string message)
     : std::runtime_error("pool: the initializer raised " + type_name + ": " + message +
                          " in a new worker"),
       type_name_(std::move(type_name)),
       message_(std::move(message)) {}
+
+OutOfMemory::OutOfMemory(std::string message, std::uint64_t requested_bytes,
+                         std::uint64_t limit_bytes)
+    : message_(std::move(message)), requested_bytes_(requested_bytes), limit_bytes_(limit_bytes) {}
+
+WorkerStartError::WorkerStartError(std::string cause, int tries)
+    : std::runtime_error("pool: no worker process could be started (" + std::to_string(tries) +
+                         (tries == 1 ? " try" : " tries") + "; the last: " + cause + ")"),
+      cause_(std::move(cause)),
+      tries_(tries) {}
 
 }  // namespace pool

@@ -3,6 +3,7 @@
 #define POOL_ERRORS_H_
 
 #include <cstdint>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -35,7 +36,8 @@ class WorkerDied : public std::runtime_error {
   // task_index is kNoTask when the worker died between tasks.
   static constexpr std::int64_t kNoTask = -1;
 
-  WorkerDied(std::int64_t task_index, int pid, int wait_status);
+  // `cause`, when known, is appended to what(), e.g. "the kernel's OOM killer ran meanwhile".
+  WorkerDied(std::int64_t task_index, int pid, int wait_status, const std::string& cause = {});
 
   std::int64_t task_index() const noexcept { return task_index_; }
   int pid() const noexcept { return pid_; }
@@ -77,7 +79,13 @@ class PoolNotRunning : public std::logic_error {
 };
 
 // SIGINT (Ctrl-C) arrived while the caller waited on a ProcessPool: the workers were stopped and
-// reaped and the pool is terminated. Programs usually exit with status 130 (128 + SIGINT).
+// reaped and the pool is terminated. The pool catches SIGINT only while the caller waits on it and
+// only when SIGINT has its default action, so a program's own handler is left alone.
+// To print something or clean up, catch it and return 130 (128 + SIGINT) from main, as the
+// examples do (examples/cli.h). Left uncaught, it ends the program as Ctrl-C would without a pool:
+// killed by SIGINT (a shell reports 130), not aborted by std::terminate (134). For that the first
+// Interrupted installs a std::terminate handler that defers to the one installed before it for any
+// other exception; a terminate handler the program installs later replaces it.
 class Interrupted : public std::runtime_error {
  public:
   explicit Interrupted(int signal_number);
@@ -97,6 +105,39 @@ class InitializerError : public std::runtime_error {
  private:
   std::string type_name_;
   std::string message_;
+};
+
+// A call needs more memory than this machine (or the pool's cgroup) can give it: its inputs or
+// results, or a worker's buffer for serialized results (Python's MemoryError). A call's own
+// sizes are checked before anything is posted, so the pool is untouched and the next call works.
+// A std::bad_alloc, so code that handles allocation failures handles it too.
+class OutOfMemory : public std::bad_alloc {
+ public:
+  // limit_bytes: what the request was checked against; 0 when the system refused it directly.
+  OutOfMemory(std::string message, std::uint64_t requested_bytes, std::uint64_t limit_bytes);
+  const char* what() const noexcept override { return message_.c_str(); }
+  std::uint64_t requested_bytes() const noexcept { return requested_bytes_; }
+  std::uint64_t limit_bytes() const noexcept { return limit_bytes_; }
+
+ private:
+  std::string message_;
+  std::uint64_t requested_bytes_;
+  std::uint64_t limit_bytes_;
+};
+
+// No worker process could be started: every try to start or replace one failed (fork refused,
+// other threads running, a start-up that did not finish in time) and the pool has none left.
+// Pending and later calls on the pool throw it.
+class WorkerStartError : public std::runtime_error {
+ public:
+  WorkerStartError(std::string cause, int tries);
+  // Why the last try failed, e.g. "fork of a worker: Resource temporarily unavailable".
+  const std::string& cause() const noexcept { return cause_; }
+  int tries() const noexcept { return tries_; }
+
+ private:
+  std::string cause_;
+  int tries_;
 };
 
 }  // namespace pool

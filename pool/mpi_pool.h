@@ -257,6 +257,8 @@ class MpiPool {
     const auto items = static_cast<std::size_t>(std::ranges::size(inputs));
     if (chunksize == 0)
       chunksize = detail::default_chunksize(items, static_cast<std::size_t>(size()));
+    // Before the chunk list is made: an impossible size must not exhaust memory on the way.
+    detail::check_mpi_map_sizes<R>(name, items, detail::chunk_count(items, chunksize));
     Reader reader(inputs, chunksize);
     std::deque<detail::MpiChunk> chunks;
     while (!reader.at_end()) reader.read(chunks.emplace_back());

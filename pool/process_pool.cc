@@ -13,6 +13,7 @@ detail::CoreOptions core_options(const ProcessPoolOptions& options) {
   core.initializer = options.initializer;
   core.maxtasksperchild = options.maxtasksperchild;
   core.task_timeout = options.task_timeout;
+  core.start_timeout = options.start_timeout;
   core.handle_interrupts = options.handle_interrupts;
   core.trace = options.trace;
   return core;
@@ -30,7 +31,7 @@ ProcessPool::~ProcessPool() = default;
 ProcessPool::ProcessPool(ProcessPool&&) noexcept = default;
 ProcessPool& ProcessPool::operator=(ProcessPool&&) noexcept = default;
 
-int ProcessPool::size() const { return core_ ? core_->size() : 0; }
+int ProcessPool::size() const { return core_ ? core_->running() : 0; }
 
 detail::ProcessPoolCore& ProcessPool::core() const {
   if (!core_) throw std::logic_error("pool: this ProcessPool was moved from");

@@ -8,8 +8,15 @@
 //   maxtasksperchild chunks. Create the pool before the process starts threads: fork() copies
 //   only the calling thread, and any mutex another thread held stays locked forever in the
 //   workers. The constructor refuses to fork when other threads exist, unless
-//   ProcessPoolOptions::allow_fork_with_threads is set. Replacements are forked when needed, so a
-//   process that started threads later (a thread pool, OpenMP) forks in a threaded process then.
+//   ProcessPoolOptions::allow_fork_with_threads is set, and so does every replacement: a process
+//   that started threads later (a thread pool, OpenMP) keeps its pool's running workers but gets
+//   no replacements until the threads are gone.
+// - A replacement that cannot be started (fork refused for lack of memory or processes, threads
+//   running, a start-up longer than start_timeout) is tried again while calls need workers, after
+//   50 ms, then twice as long each time up to 1 s. Meanwhile the pool runs on the workers it has
+//   and size() says how many. When it has none left and 8 tries in a row failed (or one start-up
+//   overran), every pending and later call fails with WorkerStartError naming the cause; the
+//   destructor never waits for workers that cannot exist.
 // - A task function may be a function pointer, a lambda or a function object. It runs in another
 //   process, so its state is copied there: it must be trivially copyable (a lambda capturing
 //   numbers by value) or serializable with cereal (a struct with serialize()). Do not capture by
@@ -29,8 +36,12 @@
 // - The destructor waits for every submitted call (close() + join()), unless terminate() was
 //   called; it removes every shared-memory segment; workers also die if the parent dies
 //   (PR_SET_PDEATHSIG).
-// - Not thread-safe: use a pool, its results and its streams from one thread. Callbacks run in
-//   that thread and must not call the pool. A worker process cannot use its parent's pool.
+// - Not thread-safe: a pool, its results and its streams are used by the thread that created the
+//   pool; a call from another thread throws std::logic_error (it would race on the shared
+//   arena). Python's Pool takes calls from any thread because a background thread does its
+//   bookkeeping; this pool has none, so that nothing runs in the parent behind the caller's back.
+//   Use one pool per thread, or a thread pool. Callbacks run in that thread and must not call the
+//   pool. A worker process cannot use its parent's pool.
 // - Linux only.
 #ifndef POOL_PROCESS_POOL_H_
 #define POOL_PROCESS_POOL_H_
@@ -74,6 +85,10 @@ struct ProcessPoolOptions {
   // A task running longer than this is killed with its worker (TaskTimeout); zero: no limit.
   // Checked while the parent waits on the pool, at least every 50 ms.
   std::chrono::nanoseconds task_timeout{0};
+  // A worker that has not finished starting (fork, then the initializer) within this time is
+  // killed and reported: the pool carries on with the workers it has, and when it has none left,
+  // calls fail with WorkerStartError. Checked while the parent waits on the pool. Zero: no limit.
+  std::chrono::nanoseconds start_timeout = std::chrono::seconds(60);
   // Ctrl-C while waiting on the pool terminates it and throws Interrupted. Only when SIGINT has
   // its default action; a program's own SIGINT handler is left alone.
   bool handle_interrupts = true;
@@ -96,11 +111,14 @@ class ProcessPool {
   ProcessPool(ProcessPool&&) noexcept;
   ProcessPool& operator=(ProcessPool&&) noexcept;
 
-  // The number of worker processes.
+  // The number of worker processes running (or starting). Fewer than asked for while a dead
+  // worker's replacement cannot be started (see "Contract"); 0 once none can be.
   int size() const;
 
   // f applied to every item of inputs, in input order. inputs is any sized range (vector, array,
-  // list, pool::range); chunksize 0 means Python's default, ceil(len / (4 * size())).
+  // list, pool::range); chunksize 0 means Python's default, ceil(len / (4 * size())). Sizes that
+  // cannot exist throw std::length_error, results beyond memory and swap (or the memory cgroup's
+  // limit) pool::OutOfMemory, before anything is posted; the pool is untouched.
   template <class F, class Inputs>
   std::vector<MapResult<F, Inputs>> map(F&& f, const Inputs& inputs, std::size_t chunksize = 0) {
     if (progress_) {

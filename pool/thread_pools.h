@@ -24,6 +24,8 @@
 //   call's last chunk.
 // - A task that throws makes the call fail with TaskError for the lowest failing index (index 0
 //   for apply); the rest of that call is cancelled and the pool stays usable.
+// - A map whose sizes cannot exist throws std::length_error, one whose results exceed memory and
+//   swap (or the memory cgroup's limit) pool::OutOfMemory, both before anything is submitted.
 // - Threads start in the constructor. The destructor is close() + join(): every call already
 //   submitted completes first. Start thread pools after any ProcessPool, or destroy them first:
 //   a ProcessPool refuses to fork while threads run.

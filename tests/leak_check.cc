@@ -6,8 +6,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "pool/detail/shared_segment.h"
-
 namespace pool::testing {
 
 std::vector<pid_t> child_processes() {
@@ -31,9 +29,9 @@ std::vector<pid_t> child_processes() {
   return children;
 }
 
-std::vector<std::string> own_shared_memory() {
+std::vector<std::string> shared_memory_named_by(pid_t pid) {
   std::vector<std::string> names;
-  const std::string prefix = std::string(detail::kSegmentPrefix) + std::to_string(::getpid()) + "-";
+  const std::string prefix = std::string(kSegmentPrefix) + std::to_string(pid) + "-";
   for (const auto& entry : std::filesystem::directory_iterator("/dev/shm")) {
     const std::string name = entry.path().filename().string();
     if (name.rfind(prefix, 0) == 0) names.push_back(name);
@@ -44,7 +42,8 @@ std::vector<std::string> own_shared_memory() {
 void NoLeftoversTest::TearDown() {
   // Children a test forked on purpose are its own business; pools reap theirs before returning.
   EXPECT_EQ(child_processes(), std::vector<pid_t>{}) << "child processes left behind";
-  EXPECT_EQ(own_shared_memory(), std::vector<std::string>{}) << "shared memory left in /dev/shm";
+  EXPECT_EQ(shared_memory_named_by(::getpid()), std::vector<std::string>{})
+      << "shared memory left in /dev/shm";
 }
 
 }  // namespace pool::testing

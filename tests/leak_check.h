@@ -13,8 +13,11 @@ namespace pool::testing {
 
 // Pids of this process's children, zombies included.
 std::vector<pid_t> child_processes();
-// /dev/shm entries created by this process (pool segments carry the creator's pid).
-std::vector<std::string> own_shared_memory();
+// Pools once named their segments "cpp-pool-<creator pid>-..." in /dev/shm; nothing they make has a
+// name now (memfd), and the check stays so that a name coming back is caught.
+inline constexpr const char* kSegmentPrefix = "cpp-pool-";
+// /dev/shm entries named by process `pid`.
+std::vector<std::string> shared_memory_named_by(pid_t pid);
 
 class NoLeftoversTest : public ::testing::Test {
  protected:

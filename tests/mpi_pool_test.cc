@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -274,6 +275,26 @@ TEST(MpiPool, OnePoolAtATimeAndNoMoreWorkersThanRanks) {
   pool::MpiPool one(1);
   EXPECT_EQ(one.size(), 1);
   EXPECT_EQ(one.map(square, pool::range(0L, 20L), 1).size(), 20u);
+}
+
+TEST(MpiPool, ImpossibleSizesAreRefusedAtTheCallAndThePoolGoesOn) {
+  pool::MpiPool workers;
+  EXPECT_THROW(workers.map(square, pool::range(0L, 1L << 62)), std::length_error);
+  try {
+    workers.map(square, pool::range(0L, 1L << 40), 1);
+    ADD_FAILURE() << "a map of 2^40 results was accepted";
+  } catch (const pool::OutOfMemory& error) {
+    EXPECT_GE(error.requested_bytes(), std::uint64_t{8} << 40);
+  }
+  EXPECT_EQ(workers.map(square, pool::range(0L, 5L), std::numeric_limits<std::size_t>::max()),
+            (std::vector<long>{0, 1, 4, 9, 16}));
+  std::vector<long> first;
+  for (long value : workers.imap(square, pool::range(0L, 1L << 62))) {
+    first.push_back(value);
+    if (first.size() == 3) break;
+  }
+  EXPECT_EQ(first, (std::vector<long>{0, 1, 4}));
+  EXPECT_EQ(workers.map(square, pool::range(0L, 3L)), (std::vector<long>{0, 1, 4}));
 }
 
 // ---------------------------------------------------------------------------------------------

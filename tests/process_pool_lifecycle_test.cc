@@ -4,12 +4,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "pool/pool.h"
+#include "tests/child_process.h"
 #include "tests/leak_check.h"
 
 namespace {
@@ -17,12 +17,10 @@ namespace {
 using ProcessPoolLifecycle = pool::testing::NoLeftoversTest;
 
 // Alive, as opposed to gone or a zombie waiting for init to reap it.
+// Zombies ('Z') and processes being reaped ('X') are dead, though still listed.
 bool process_alive(pid_t pid) {
-  std::ifstream stat_file("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  if (!std::getline(stat_file, stat)) return false;
-  const auto close = stat.rfind(')');
-  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+  const char state = pool::testing::process_state(pid);
+  return state != 0 && state != 'Z' && state != 'X';
 }
 
 TEST_F(ProcessPoolLifecycle, ForksTheRequestedNumberOfWorkers) {
@@ -42,7 +40,7 @@ TEST_F(ProcessPoolLifecycle, DefaultsToTheCpusThisProcessMayUse) {
 TEST_F(ProcessPoolLifecycle, ReapsEveryWorkerAndRemovesSharedMemoryOnDestruction) {
   {
     pool::ProcessPool workers(2);
-    // Outgrow the initial arena and result buffers, so named segments are created too.
+    // Outgrow the initial arena and result buffers, so segments are created and handed over too.
     const auto big =
         workers.map([](long k) { return static_cast<double>(k); }, pool::range(0L, 2'000'000L));
     ASSERT_EQ(big.size(), 2'000'000u);
@@ -50,8 +48,8 @@ TEST_F(ProcessPoolLifecycle, ReapsEveryWorkerAndRemovesSharedMemoryOnDestruction
         workers.map([](int) { return std::string(300'000, 'z'); }, pool::range(0, 20), 5);
     ASSERT_EQ(text.size(), 20u);
     EXPECT_EQ(pool::testing::child_processes().size(), 2u);
-    // Every named segment is unlinked as soon as every worker mapped it.
-    EXPECT_TRUE(pool::testing::own_shared_memory().empty());
+    // They are memfds: none has a name in /dev/shm.
+    EXPECT_TRUE(pool::testing::shared_memory_named_by(::getpid()).empty());
   }
   EXPECT_TRUE(pool::testing::child_processes().empty());
 }

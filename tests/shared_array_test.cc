@@ -155,10 +155,10 @@ TEST_F(SharedArrayTest, LeavesNothingInDevShmAndClosesItsMemoryOnDestruction) {
     EXPECT_EQ(open_shared_array_descriptors(), before + 1);
     const auto read = workers.map([in = values.span()](int i) { return in[i]; }, pool::range(0, 8));
     EXPECT_EQ(read, std::vector<double>(8, 1.0));
-    EXPECT_TRUE(pool::testing::own_shared_memory().empty());
+    EXPECT_TRUE(pool::testing::shared_memory_named_by(::getpid()).empty());
   }
   EXPECT_EQ(open_shared_array_descriptors(), before);
-  EXPECT_TRUE(pool::testing::own_shared_memory().empty());
+  EXPECT_TRUE(pool::testing::shared_memory_named_by(::getpid()).empty());
 }
 
 TEST_F(SharedArrayTest, WorkersNeverHoldTheDescriptorsOfInheritedArrays) {

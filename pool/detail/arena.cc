@@ -4,7 +4,10 @@
 #include <boost/interprocess/mem_algo/rbtree_best_fit.hpp>
 #include <boost/interprocess/sync/mutex_family.hpp>
 #include <new>
+#include <string>
 #include <utility>
+
+#include "pool/detail/memory_limits.h"
 
 namespace pool::detail {
 namespace bip = boost::interprocess;
@@ -26,7 +29,8 @@ Arena::Arena(SharedSegment segment)
 Arena::Arena(Arena&& other) noexcept
     : segment_(std::move(other.segment_)),
       allocator_(std::move(other.allocator_)),
-      regions_(std::exchange(other.regions_, 0)) {}
+      regions_(std::exchange(other.regions_, 0)),
+      checked_(std::exchange(other.checked_, 0)) {}
 
 // The allocator goes before the mapping it lives in.
 Arena& Arena::operator=(Arena&& other) noexcept {
@@ -35,6 +39,7 @@ Arena& Arena::operator=(Arena&& other) noexcept {
     segment_ = std::move(other.segment_);
     allocator_ = std::move(other.allocator_);
     regions_ = std::exchange(other.regions_, 0);
+    checked_ = std::exchange(other.checked_, 0);
   }
   return *this;
 }
@@ -51,6 +56,16 @@ std::optional<std::uint64_t> Arena::allocate(std::size_t bytes) {
 void Arena::free(std::uint64_t offset) {
   allocator_->buffer.deallocate(segment_.data() + offset);
   --regions_;
+}
+
+void Arena::check_memory(std::uint64_t offset, std::size_t bytes) {
+  // The allocator fills the segment from its start, so one growing prefix covers every region:
+  // the check costs nothing once the arena is warm.
+  const std::uint64_t end = offset + bytes;
+  if (end <= checked_) return;
+  check_memory_available(end - checked_,
+                         "a call's arguments and results (" + describe_bytes(bytes) + ")");
+  checked_ = end;
 }
 
 std::size_t Arena::space_for(std::size_t bytes) { return bytes + bytes / 8 + 4096; }

@@ -25,6 +25,10 @@ class Arena {
   // The offset of `bytes` of 64-byte-aligned free space, or nothing when the arena is too full.
   std::optional<std::uint64_t> allocate(std::size_t bytes);
   void free(std::uint64_t offset);
+  // Throws pool::OutOfMemory when the memory behind [offset, offset + bytes) is not yet in use
+  // and the system (or its memory cgroup) has not that much available: a call that cannot get its
+  // memory fails before it is posted, not by the OOM killer once a worker writes to it.
+  void check_memory(std::uint64_t offset, std::size_t bytes);
   // Regions handed out and not freed.
   std::size_t regions() const { return regions_; }
 
@@ -43,6 +47,7 @@ class Arena {
   SharedSegment segment_;
   std::unique_ptr<Allocator, DeleteAllocator> allocator_;
   std::size_t regions_ = 0;
+  std::uint64_t checked_ = 0;  // [0, checked_) was checked and is probably in use
 };
 
 }  // namespace pool::detail

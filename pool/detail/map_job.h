@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "pool/detail/memory_limits.h"
 #include "pool/detail/protocol.h"
 #include "pool/detail/serialization.h"
 #include "pool/detail/worker_context.h"
@@ -22,10 +23,17 @@
 
 namespace pool::detail {
 
+// ceil(items / chunksize) without the overflow of (items + chunksize - 1) / chunksize, which
+// makes a huge chunksize (SIZE_MAX: "one chunk") zero chunks. A chunksize of 0 counts as 1.
+inline std::uint64_t chunk_count(std::uint64_t items, std::uint64_t chunksize) {
+  if (chunksize == 0) return items;
+  return items / chunksize + (items % chunksize != 0 ? 1 : 0);
+}
+
 // Python's Pool.map rule: ceil(len / (4 * workers)), at least 1.
 inline std::size_t default_chunksize(std::size_t items, std::size_t workers) {
   const std::size_t per = 4 * (workers == 0 ? 1 : workers);
-  const std::size_t chunk = (items + per - 1) / per;
+  const std::size_t chunk = static_cast<std::size_t>(chunk_count(items, per));
   return chunk == 0 ? 1 : chunk;
 }
 
@@ -38,19 +46,24 @@ struct MapTypes {
   static constexpr bool kResultInPlace = std::is_trivially_copyable_v<Result>;
 };
 
-// Offsets of a call's parts within its region.
+// Offsets of a call's parts within its region. Sizes come from user input (item counts), so
+// every step is checked: add() throws std::length_error naming `what` (the call and its sizes)
+// when the region would not fit in 64 bits.
 class ArenaLayout {
  public:
-  std::uint64_t add(std::size_t bytes, std::size_t alignment) {
-    size_ = (size_ + alignment - 1) / alignment * alignment;
+  explicit ArenaLayout(const char* what) : what_(what) {}
+
+  std::uint64_t add(std::uint64_t bytes, std::uint64_t alignment) {
+    size_ = checked_sum(size_, alignment - 1, what_) / alignment * alignment;
     const std::uint64_t offset = size_;
-    size_ += bytes;
+    size_ = checked_sum(size_, bytes, what_);
     return offset;
   }
-  std::size_t size() const { return size_; }
+  std::uint64_t size() const { return size_; }
 
  private:
-  std::size_t size_ = 0;
+  const char* what_;
+  std::uint64_t size_ = 0;
 };
 
 // Calls each(item) for the items [begin, end) of `chunk`; `i` follows the item being run, so a
@@ -63,7 +76,8 @@ void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i
     if constexpr (kTraced) context.recorder().run_begins();
     for (; i < end; ++i) {
       context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
-      Item item = static_cast<Item>(job.range_first + static_cast<std::int64_t>(i));
+      // In unsigned arithmetic: an unsigned range's bounds may lie past INT64_MAX as int64.
+      Item item = static_cast<Item>(static_cast<std::uint64_t>(job.range_first) + i);
       each(item);
     }
   } else {
@@ -138,7 +152,7 @@ void run_chunks_as(WorkerContext& context, std::uint64_t chunk, Body& body) {
   const JobDescriptor& job = context.job();
   do {
     const std::uint64_t begin = chunk * job.chunksize;
-    const std::uint64_t end = std::min<std::uint64_t>(begin + job.chunksize, job.n_items);
+    const std::uint64_t end = begin + std::min<std::uint64_t>(job.chunksize, job.n_items - begin);
     std::uint64_t i = begin;
     if constexpr (kTraced) {
       context.recorder().set_chunk(static_cast<std::int64_t>(context.position()),

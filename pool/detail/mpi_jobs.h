@@ -17,11 +17,13 @@
 #include <optional>
 #include <ranges>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "pool/detail/memory_limits.h"
 #include "pool/detail/mpi_core.h"
 #include "pool/detail/serialization.h"
 #include "pool/detail/task_failure.h"
@@ -94,6 +96,24 @@ class LowestFailure {
   std::optional<TaskFailure> failure_;
 };
 
+// Throws std::length_error or OutOfMemory when rank 0 cannot hold a map's `items` results (R
+// each) and `chunks` more chunk descriptions; returns `items`. Checked before the inputs are read
+// into chunks (chunks: how many there will be) and again when the job is made (0: they exist).
+template <class R>
+std::size_t check_mpi_map_sizes(const char* name, std::uint64_t items, std::uint64_t chunks) {
+  constexpr const char* kWhat = "MpiPool map's results and chunks (count x bytes)";
+  const std::uint64_t results = checked_product(items, sizeof(R), kWhat);
+  const std::uint64_t table = checked_product(chunks, sizeof(MpiChunk), kWhat);
+  const std::uint64_t total = checked_sum(results, table, kWhat);
+  if (total > memory_limit_bytes()) {
+    check_memory_request(
+        total,
+        std::string(name) + "'s results (" + describe_bytes(results) + " for the returned vector)" +
+            (table != 0 ? " and its chunks (" + describe_bytes(table) + ")" : std::string()));
+  }
+  return static_cast<std::size_t>(items);
+}
+
 // map, starmap and apply: every chunk encoded up front, results written into one vector.
 template <class R>
 class MpiMapJob final : public MpiJob {
@@ -109,7 +129,7 @@ class MpiMapJob final : public MpiJob {
             std::size_t items, Succeed succeed, Fail fail)
       : MpiJob(name, runner, std::move(state)),
         chunks_(std::move(chunks)),
-        results_(items),
+        results_(check_mpi_map_sizes<R>(name, items, 0)),
         succeed_(std::move(succeed)),
         fail_(std::move(fail)) {
     set_total(items);

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "pool/detail/exception_text.h"
 #include "pool/detail/serialization.h"
 
 namespace pool::detail {

@@ -204,7 +204,8 @@ void for_each_chunk_item(const MpiChunkInput& chunk, std::int64_t& index, MpiRun
     if constexpr (kTraced) times->begin_ns = monotonic_now_ns();
     for (std::uint64_t i = 0; i < chunk.count; ++i) {
       index = chunk.first_item + static_cast<std::int64_t>(i);
-      Item item = static_cast<Item>(chunk.range_first + static_cast<std::int64_t>(i));
+      // Unsigned: the sum wraps like the range's own iterator, never overflows a signed type.
+      Item item = static_cast<Item>(static_cast<std::uint64_t>(chunk.range_first) + i);
       each(item);
     }
   } else if constexpr (kTraced) {

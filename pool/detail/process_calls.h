@@ -23,6 +23,7 @@
 #include "pool/async_result.h"
 #include "pool/detail/huge_pages.h"
 #include "pool/detail/map_job.h"
+#include "pool/detail/memory_limits.h"
 #include "pool/detail/process_pool_core.h"
 #include "pool/detail/serialization.h"
 #include "pool/errors.h"
@@ -31,13 +32,23 @@
 
 namespace pool::detail {
 
-// Encodes the parts of one job, lays them out in an arena region and posts it.
+// Encodes the parts of one job, lays them out in an arena region and posts it. Every size it
+// computes from the call's item count is checked, and what the call will need (its region, and
+// the parent's copy of its results) is checked against the memory this process can get before
+// anything is encoded or posted: an impossible call throws std::length_error or OutOfMemory and
+// leaves the pool as it was.
 class JobBuilder {
  public:
-  JobBuilder(ProcessPoolCore& core, std::uint64_t n_items, std::uint64_t chunksize) : core_(core) {
+  // call: the pool call being laid out, for messages ("map"). chunksize 0 counts as 1.
+  JobBuilder(ProcessPoolCore& core, const char* call, std::uint64_t n_items,
+             std::uint64_t chunksize)
+      : core_(core),
+        call_(call),
+        what_(std::string(call) + " over " + std::to_string(n_items) + " items in chunks of " +
+              std::to_string(chunksize)) {
     job_.n_items = n_items;
-    job_.chunksize = chunksize;
-    job_.n_chunks = (n_items + chunksize - 1) / chunksize;
+    job_.chunksize = chunksize == 0 ? 1 : chunksize;
+    job_.n_chunks = chunk_count(n_items, job_.chunksize);
   }
 
   template <class F>
@@ -51,9 +62,25 @@ class JobBuilder {
   }
   void range_first(std::int64_t first) { job_.range_first = first; }
   void index_base(std::int64_t first_index) { job_.index_base = first_index; }
-  // Encodes the job's items from `it`; returns the iterator past them.
+  // Encodes the job's items from `it`; returns the iterator past them. Call after results(), so
+  // that a call whose results cannot exist fails before its inputs are copied. Throws
+  // std::length_error or OutOfMemory when items of a fixed size could not be encoded (a sized
+  // view such as std::views::iota can be far longer than memory).
   template <class Item, class Iterator>
   Iterator items(Iterator it) {
+    if constexpr (kRawBytes<Item>) {
+      // Encoded once here and copied once into the region.
+      const std::uint64_t encoded = checked_product(job_.n_items, sizeof(Item), what_.c_str());
+      const std::uint64_t index = checked_product(checked_sum(job_.n_chunks, 1, what_.c_str()),
+                                                  sizeof(std::uint64_t), what_.c_str());
+      const std::uint64_t total =
+          checked_sum(checked_sum(checked_product(encoded, 2, what_.c_str()), index, what_.c_str()),
+                      planned_bytes_, what_.c_str());
+      if (total > memory_limit_bytes()) {
+        check_memory_request(total, std::string(call_) + "'s inputs (" + describe_bytes(encoded) +
+                                        ", encoded and then copied to shared memory) and results");
+      }
+    }
     Encoder<Item> encode(arguments_);
     argument_ends_.reserve(job_.n_chunks);
     for (std::uint64_t i = 0; i < job_.n_items; ++i, ++it) {
@@ -65,15 +92,27 @@ class JobBuilder {
     has_arguments_ = true;
     return it;
   }
-  // One result per item (map) or per chunk (reduce).
+  // One result per item (map) or per chunk (reduce). The parent copies them all out of shared
+  // memory into vectors (map's returned one, a stream's batch), so both copies are counted.
+  // Throws std::length_error or OutOfMemory when they cannot exist.
   template <class Result>
   void results(bool per_chunk) {
     const std::uint64_t count = per_chunk ? job_.n_chunks : job_.n_items;
+    returned_bytes_ = checked_product(count, sizeof(Result), what_.c_str());
     if constexpr (std::is_trivially_copyable_v<Result>) {
-      result_bytes_ = count * sizeof(Result);
+      result_bytes_ = returned_bytes_;
       result_alignment_ = std::max<std::size_t>(alignof(Result), 16);
     } else {
-      records_ = true;
+      records_ = true;  // each worker's serialized results are checked in its own buffer
+    }
+    planned_bytes_ = checked_sum(result_bytes_, returned_bytes_, what_.c_str());
+    if (planned_bytes_ > memory_limit_bytes()) {
+      const std::string shared =
+          result_bytes_ != 0 ? describe_bytes(result_bytes_) + " of shared memory and as much again"
+                             : describe_bytes(returned_bytes_);
+      check_memory_request(planned_bytes_, std::string(call_) + "'s results (" + shared +
+                                               " for the returned " +
+                                               (per_chunk ? "partial values)" : "vector)"));
     }
   }
   // Chunks are reported as they finish (imap, map_reduce), not only when all have.
@@ -92,21 +131,36 @@ class JobBuilder {
                      std::shared_ptr<JobListener> listener,
                      const std::function<void(const JobDescriptor&)>& before_post = {}) {
     job_.runner = runner;
-    ArenaLayout layout;
+    const char* what = what_.c_str();
+    const std::uint64_t chunks = job_.n_chunks;
+    ArenaLayout layout(what);
     layout.add(0, 64);
     const std::uint64_t function_at = layout.add(function_.size(), 16);
     const std::uint64_t op_at = op_.empty() ? 0 : layout.add(op_.size(), 16);
     const std::uint64_t init_at = init_.empty() ? 0 : layout.add(init_.size(), 16);
     const std::uint64_t index_at =
-        has_arguments_ ? layout.add((job_.n_chunks + 1) * sizeof(std::uint64_t), 8) : 0;
+        has_arguments_
+            ? layout.add(checked_product(checked_sum(chunks, 1, what), sizeof(std::uint64_t), what),
+                         8)
+            : 0;
     const std::uint64_t arguments_at = has_arguments_ ? layout.add(arguments_.size(), 16) : 0;
     const std::uint64_t results_at =
         result_bytes_ != 0 ? layout.add(result_bytes_, result_alignment_) : 0;
     const std::uint64_t records_at =
-        records_ ? layout.add(job_.n_chunks * sizeof(ChunkRecord), 8) : 0;
-    const std::uint64_t log_at = log_ ? layout.add(job_.n_chunks * sizeof(std::uint32_t), 8) : 0;
+        records_ ? layout.add(checked_product(chunks, sizeof(ChunkRecord), what), 8) : 0;
+    const std::uint64_t log_at =
+        log_ ? layout.add(checked_product(chunks, sizeof(std::uint32_t), what), 8) : 0;
     const std::uint64_t failures_at =
-        layout.add(static_cast<std::size_t>(core_.size()) * sizeof(WorkerFailure), 8);
+        layout.add(static_cast<std::uint64_t>(core_.size()) * sizeof(WorkerFailure), 8);
+    // Checked before the region exists: allocating it may grow the arena, and the workers could
+    // not fill what the machine cannot hold.
+    const std::uint64_t needed = checked_sum(layout.size(), returned_bytes_, what);
+    if (needed > memory_limit_bytes()) {
+      check_memory_request(needed, std::string(call_) + "'s shared-memory region (" +
+                                       describe_bytes(layout.size()) +
+                                       ") and the parent's copy of its results (" +
+                                       describe_bytes(returned_bytes_) + ")");
+    }
 
     const std::uint64_t region = core_.allocate_region(layout.size());
     std::byte* base = core_.arena() + region;
@@ -141,11 +195,15 @@ class JobBuilder {
 
  private:
   ProcessPoolCore& core_;
+  const char* call_;
+  std::string what_;  // the call and its sizes, for std::length_error
   JobDescriptor job_;
   std::string function_, op_, init_, arguments_;
   std::vector<std::uint64_t> argument_ends_;
   bool has_arguments_ = false;
-  std::size_t result_bytes_ = 0;
+  std::uint64_t result_bytes_ = 0;    // in the region: trivially copyable results only
+  std::uint64_t returned_bytes_ = 0;  // the parent's vectors of results
+  std::uint64_t planned_bytes_ = 0;   // results, counted before the inputs are encoded
   std::size_t result_alignment_ = 16;
   bool records_ = false;
   bool log_ = false;
@@ -219,14 +277,14 @@ void post_map(ProcessPoolCore& core, const F& f, const Inputs& inputs, std::size
   const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
   if (n == 0) return deliver({});
   if (chunksize == 0) chunksize = default_chunksize(n, static_cast<std::size_t>(core.size()));
-  JobBuilder builder(core, n, chunksize);
+  JobBuilder builder(core, "map", n, chunksize);
+  builder.results<Result>(false);
   builder.function(f);
   if constexpr (Types::kLazyRange) {
     builder.range_first(static_cast<std::int64_t>(inputs.first()));
   } else {
     builder.items<Item>(std::ranges::begin(inputs));
   }
-  builder.results<Result>(false);
   auto listener =
       std::make_shared<CollectListener<Result>>(core, std::move(deliver), std::move(fail));
   builder.post(&run_map_job<F, Item, Types::kLazyRange>, listener,
@@ -326,9 +384,12 @@ class BatchFeeder {
         per_chunk_(per_chunk),
         add_reduction_(std::move(add_reduction)),
         runner_(runner) {
-    const std::size_t chunks = std::max<std::size_t>(2 * static_cast<std::size_t>(core.size()),
-                                                     (4096 + chunksize_ - 1) / chunksize_);
-    batch_items_ = std::min<std::size_t>(chunks, kMaxLoggedChunks) * chunksize_;
+    const std::uint64_t chunks =
+        std::min<std::uint64_t>(std::max<std::uint64_t>(2 * static_cast<std::uint64_t>(core.size()),
+                                                        chunk_count(4096, chunksize_)),
+                                kMaxLoggedChunks);
+    // A huge chunksize makes one batch of everything rather than an overflowed, empty one.
+    batch_items_ = chunksize_ > SIZE_MAX / chunks ? SIZE_MAX : chunks * chunksize_;
     if constexpr (std::ranges::sized_range<View>) {
       remaining_ = static_cast<std::uint64_t>(std::ranges::size(view_));
     }
@@ -398,24 +459,24 @@ class BatchFeeder {
     auto batch = std::make_shared<Batch<Result>>();
     batch->first_item = first_item_;
     batch->per_chunk = per_chunk_;
-    JobBuilder builder(*core_, count, chunksize_);
+    JobBuilder builder(*core_, per_chunk_ ? "map_reduce" : "imap", count, chunksize_);
+    builder.results<Result>(per_chunk_);
     builder.function(function_);
     builder.index_base(static_cast<std::int64_t>(first_item_));
     if (add_reduction_) add_reduction_(builder);
+    builder.log_completions(true);
     if constexpr (kLazyRange) {
       builder.range_first(static_cast<std::int64_t>(*next_));
-      next_ += static_cast<std::ptrdiff_t>(count);
     } else {
       builder.items<Item>(pending_.begin());
     }
-    builder.results<Result>(per_chunk_);
-    builder.log_completions(true);
     const std::uint64_t chunks = builder.job().n_chunks;
     batch->results.resize(chunks);
     batch->errors.resize(chunks);
     auto listener = std::make_shared<BatchListener<Result>>(*core_, batch);
     batch->position =
         builder.post(runner_, listener, [&](const JobDescriptor& job) { batch->job = job; });
+    if constexpr (kLazyRange) next_ += static_cast<std::ptrdiff_t>(count);
     if constexpr (std::ranges::sized_range<View>) remaining_ -= count;
     first_item_ += count;
     window_.push_back(std::move(batch));

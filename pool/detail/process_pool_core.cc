@@ -14,11 +14,13 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
 
+#include "pool/detail/memory_limits.h"
 #include "pool/detail/serialization.h"
 #include "pool/detail/shared_block.h"
 #include "pool/detail/task_failure.h"
@@ -32,6 +34,11 @@ constexpr std::size_t kInitialResultBytes = std::size_t{1} << 20;
 // A worker asking for a larger result buffer than this is broken, not busy.
 constexpr std::uint64_t kMaxResultBytes = std::uint64_t{1} << 40;
 constexpr auto kExitGrace = std::chrono::milliseconds(2000);
+// A replacement that cannot be started is tried again after 50 ms, then twice as long each time
+// up to 1 s; with no worker left, the pool gives up after this many tries (about 3.5 s).
+constexpr std::int64_t kFirstRetryNs = 50'000'000;
+constexpr std::int64_t kLongestRetryNs = 1'000'000'000;
+constexpr int kMaxStartTries = 8;
 
 // The parent's ends of every pool's sockets in this process. A worker closes all of them right
 // after fork: otherwise a worker of one pool would keep another pool's workers from seeing EOF.
@@ -57,6 +64,23 @@ int threads_in_this_process() {
     if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
   }
   return 1;
+}
+
+// Threads of this process, once any thread that was just joined has left the list (the kernel
+// tears a thread down a moment after join returns).
+int settled_thread_count() {
+  int threads = threads_in_this_process();
+  for (int retry = 0; threads > 1 && retry < 20; ++retry) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    threads = threads_in_this_process();
+  }
+  return threads;
+}
+
+std::string seconds_text(std::chrono::nanoseconds duration) {
+  std::ostringstream text;
+  text << std::chrono::duration<double>(duration).count() << " s";
+  return text.str();
 }
 
 // Reaps `pid`, giving it `grace` to exit on its own before SIGKILL. A pidfd becomes readable
@@ -121,6 +145,7 @@ class ProcessPoolCore::WorkerLink final : public ParentLink {
 
 ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
     : owner_(::getpid()),
+      owner_thread_(std::this_thread::get_id()),
       started_ns_(monotonic_now_ns()),
       options_(std::move(options)),
       sigchld_(io_),
@@ -132,13 +157,12 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
   if (options_.task_timeout.count() < 0) {
     throw std::invalid_argument("pool: task_timeout must not be negative");
   }
+  if (options_.start_timeout.count() < 0) {
+    throw std::invalid_argument("pool: start_timeout must not be negative");
+  }
+  oom_kills_seen_ = oom_kill_count();
   if (!options_.allow_fork_with_threads) {
-    int threads = threads_in_this_process();
-    // A thread that was just joined can stay listed for a moment while the kernel tears it down.
-    for (int retry = 0; threads > 1 && retry < 20; ++retry) {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-      threads = threads_in_this_process();
-    }
+    const int threads = settled_thread_count();
     if (threads > 1) {
       throw std::logic_error(
           "pool: this process already runs " + std::to_string(threads) +
@@ -149,17 +173,17 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
     }
   }
   const auto count = static_cast<std::size_t>(workers);
-  control_segment_ = SharedSegment::anonymous(round_to_pages(ControlBlock::bytes_for(count)));
+  control_segment_ = SharedSegment::create(round_to_pages(ControlBlock::bytes_for(count)));
   control_ = new (control_segment_.data()) ControlBlock;
   control_->task_timeout_ns = options_.task_timeout.count();
   control_->max_chunks_per_worker = options_.maxtasksperchild;
   for (std::size_t i = 0; i < count; ++i) new (control_->slots() + i) WorkerSlot;
-  arena_ = Arena(SharedSegment::anonymous(kInitialArenaBytes));
+  arena_ = Arena(SharedSegment::create(kInitialArenaBytes));
   workers_.resize(count);
-  for (auto& worker : workers_) worker.results = SharedSegment::anonymous(kInitialResultBytes);
+  for (auto& worker : workers_) worker.results = SharedSegment::create(kInitialResultBytes);
   if (options_.trace) {
     trace_segment_ =
-        SharedSegment::anonymous(round_to_pages(TraceSession::bytes_for(*options_.trace, workers)));
+        SharedSegment::create(round_to_pages(TraceSession::bytes_for(*options_.trace, workers)));
     trace_ = std::make_unique<TraceSession>(options_.trace, "process", workers, started_ns_,
                                             trace_segment_.data());
   }
@@ -169,6 +193,7 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
   try {
     for (std::uint32_t i = 0; i < count; ++i) spawn(i);
     if (options_.initializer) wait_for_startup();
+    constructed_ = true;
   } catch (...) {
     stop_workers(true);  // the destructor will not run: reap the ones already forked
     throw;
@@ -177,6 +202,8 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
 
 ProcessPoolCore::~ProcessPoolCore() {
   if (::getpid() != owner_) return;
+  // Whoever destroys the pool has it to itself.
+  owner_thread_ = std::this_thread::get_id();
   if (state_ != State::kTerminated && driving_ == 0) {
     try {
       close();
@@ -225,10 +252,23 @@ void ProcessPoolCore::stop_workers(bool kill_now) {
   if (trace_) trace_->finish();
 }
 
-void ProcessPoolCore::check_can_submit() const {
+int ProcessPoolCore::running() const { return static_cast<int>(workers_.size()) - vacant_; }
+
+void ProcessPoolCore::check_caller() const {
   if (::getpid() != owner_) {
     throw std::logic_error("pool: a ProcessPool can only be used by the process that created it");
   }
+  // The arena, the job table and the event loop belong to one thread; a second caller would
+  // race on them.
+  if (std::this_thread::get_id() != owner_thread_) {
+    throw std::logic_error(
+        "pool: a ProcessPool, its results and its streams are used only by the thread that "
+        "created the pool; use one pool per thread, or a thread pool");
+  }
+}
+
+void ProcessPoolCore::check_can_submit() const {
+  check_caller();
   if (driving_ > 0) {
     throw std::logic_error("pool: a callback cannot submit work to or wait on its ProcessPool");
   }
@@ -238,6 +278,16 @@ void ProcessPoolCore::check_can_submit() const {
 }
 
 void ProcessPoolCore::spawn(std::uint32_t index) {
+  // The constructor checked already; threads started since would deadlock a worker the same way.
+  if (constructed_ && !options_.allow_fork_with_threads) {
+    const int threads = settled_thread_count();
+    if (threads > 1) {
+      throw std::logic_error("this process now runs " + std::to_string(threads) +
+                             " threads, and fork() would copy their locked mutexes into a new "
+                             "worker (stop them, or set "
+                             "ProcessPoolOptions::allow_fork_with_threads)");
+    }
+  }
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     throw std::system_error(errno, std::generic_category(), "pool: socketpair for a worker");
@@ -279,7 +329,11 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   worker.alive = true;
   worker.timed_out = false;
   worker.awaiting_arena_ack = false;
-  worker.protocol_error.clear();
+  worker.stopped_because = nullptr;
+  worker.spawned_ns = monotonic_now_ns();
+  worker.start_timed_out = false;
+  if (!worker.starting) ++starting_;
+  worker.starting = true;
   worker.channel = std::make_unique<boost::asio::posix::stream_descriptor>(io_, fds[0]);
   arm_read(index);
 }
@@ -297,7 +351,11 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd, std::int64_t startup_ns
     // Records of a dead predecessor that the parent has not read yet stay where they are.
     const bool unread = me.records_produced.load() != me.records_consumed.load();
     results.reset(self.results.data(), self.results.size(), unread ? me.records_end.load() : 0);
-    if (options_.initializer) run_initializer(index, fd, results);
+    if (options_.initializer) {
+      run_initializer(index, fd, results);
+    } else {
+      me.started.store(kStarted, std::memory_order_release);
+    }
     SpanRecorder recorder(trace);
     if (trace != nullptr) {
       trace->record(TraceKind::kStartup, startup_ns, monotonic_now_ns(), -1, -1, -1, 0);
@@ -332,14 +390,17 @@ void ProcessPoolCore::serve(std::uint32_t index, int fd, std::int64_t startup_ns
       }
       // Shared arrays destroyed since the worker last went idle or woke are unmapped here.
       release_dead_blocks();
-      if (!read_message(fd, message)) break;  // EOF: the pool is closing
+      int passed = -1;
+      if (!read_message(fd, message, &passed)) break;  // EOF: the pool is closing
       me.sleeping.store(0, std::memory_order_relaxed);
       release_dead_blocks();
       switch (message.type) {
         case MessageType::kWake:
+          if (passed >= 0) ::_exit(3);
           break;
         case MessageType::kMapArena:
-          mapped_arena = SharedSegment::open_named(message.name, message.a);
+          if (passed < 0) ::_exit(3);
+          mapped_arena = SharedSegment::adopt(passed, message.a);
           arena = mapped_arena.data();
           if (!write_message(fd, make_message(MessageType::kMapped, index))) ::_exit(0);
           break;
@@ -382,11 +443,12 @@ void ProcessPoolCore::grow_results_in_worker(std::uint32_t index, int fd, std::s
                                              ResultBuffer& buffer) {
   if (!write_message(fd, make_message(MessageType::kNeedSpill, index, 0, bytes))) ::_exit(0);
   Message reply{};
+  int passed = -1;
   do {
-    if (!read_message(fd, reply)) ::_exit(0);
+    if (!read_message(fd, reply, &passed)) ::_exit(0);
   } while (reply.type == MessageType::kWake);  // a wake-up sent before the parent saw the request
-  if (reply.type != MessageType::kMapSpill || reply.a < bytes) ::_exit(3);
-  SharedSegment larger = SharedSegment::open_named(reply.name, reply.a);
+  if (reply.type != MessageType::kMapSpill || reply.a < bytes || passed < 0) ::_exit(3);
+  SharedSegment larger = SharedSegment::adopt(passed, reply.a);
   const std::size_t used = buffer.position();
   std::memcpy(larger.data(), workers_[index].results.data(), used);
   workers_[index].results = std::move(larger);
@@ -444,16 +506,29 @@ void ProcessPoolCore::handle_message(std::uint32_t index, const Message& message
       if (message.a > kMaxResultBytes || worker.pending_results.size() != 0) {
         return reject(index, "an impossible result-buffer request");
       }
-      const std::size_t bytes =
+      // Checked now: memory that runs out shows as an error naming it, and not as the OOM killer
+      // once the worker writes its results.
+      const std::string what = "the result buffer of worker process " + std::to_string(worker.pid);
+      const std::uint64_t available = available_memory_bytes();
+      std::size_t bytes =
           round_to_pages(std::max<std::size_t>(message.a, 2 * worker.results.size()));
-      worker.pending_results = SharedSegment::create_named(bytes);
-      send(index, make_message(MessageType::kMapSpill, index, 0, bytes, 0,
-                               worker.pending_results.name().c_str()));
+      if (bytes > available) bytes = round_to_pages(message.a);
+      try {
+        check_memory_available(bytes, what + ", grown to hold its task's results,");
+        worker.pending_results = SharedSegment::create(bytes);
+      } catch (const OutOfMemory& error) {
+        return stop_worker(index, std::make_exception_ptr(OutOfMemory(
+                                      error.what() + std::string("; the worker was stopped"),
+                                      error.requested_bytes(), error.limit_bytes())));
+      } catch (...) {
+        return stop_worker(index, std::current_exception());
+      }
+      send(index, make_message(MessageType::kMapSpill, index, 0, bytes),
+           worker.pending_results.fd());
       return;
     }
     case MessageType::kMapped:
       if (worker.pending_results.size() != 0) {
-        worker.pending_results.unlink();
         worker.results = std::move(worker.pending_results);
       } else if (worker.awaiting_arena_ack) {
         worker.awaiting_arena_ack = false;
@@ -485,9 +560,14 @@ void ProcessPoolCore::note_startup(std::uint32_t index, pid_t dead_pid) {
 }
 
 void ProcessPoolCore::reject(std::uint32_t index, const char* why) {
+  const std::string text = "pool: worker process " + std::to_string(workers_[index].pid) +
+                           " sent " + why + " on its control channel; it was stopped and replaced";
+  stop_worker(index, std::make_exception_ptr(std::runtime_error(text)));
+}
+
+void ProcessPoolCore::stop_worker(std::uint32_t index, std::exception_ptr why) {
   Worker& worker = workers_[index];
-  worker.protocol_error = "pool: worker process " + std::to_string(worker.pid) + " sent " + why +
-                          " on its control channel; it was stopped and replaced";
+  worker.stopped_because = std::move(why);
   ::kill(worker.pid, SIGKILL);
   on_exit(index, reap(worker.pid, kExitGrace));
 }
@@ -502,20 +582,42 @@ void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {
     worker.awaiting_arena_ack = false;
     --arena_acks_pending_;
   }
+  if (worker.starting) {
+    worker.starting = false;
+    --starting_;
+  }
   if (state_ == State::kTerminated) return;
+  if (worker.start_timed_out) {
+    return note_start_failure(
+        index, "worker process " + std::to_string(worker.pid) + " did not become ready within " +
+                   seconds_text(options_.start_timeout) +
+                   " of its start and was killed (a blocked initializer? a lock held by another "
+                   "thread at fork?)");
+  }
   const WorkerSlot& slot = control_->slots()[index];
   const std::int64_t item = slot.current_item.load(std::memory_order_relaxed);
-  if (item != kNoItem || worker.timed_out || !worker.protocol_error.empty()) {
+  if (item != kNoItem || worker.timed_out || worker.stopped_because) {
     const std::int64_t task = item < 0 ? WorkerDied::kNoTask : item;
     std::exception_ptr error;
-    if (!worker.protocol_error.empty()) {
-      error = std::make_exception_ptr(std::runtime_error(worker.protocol_error));
+    if (worker.stopped_because) {
+      error = worker.stopped_because;
     } else if (worker.timed_out) {
       error = std::make_exception_ptr(
           TaskTimeout(task, worker.pid, wait_status,
                       std::chrono::duration<double>(options_.task_timeout).count()));
     } else {
-      error = std::make_exception_ptr(WorkerDied(task, worker.pid, wait_status));
+      std::string cause;
+      if (WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL) {
+        // Nobody in the pool sent it; if the OOM killer ran meanwhile, it is the likely sender.
+        const std::uint64_t oom_kills = oom_kill_count();
+        if (oom_kills > oom_kills_seen_) {
+          cause =
+              "the kernel's OOM killer ran meanwhile: the system or its memory cgroup ran out "
+              "of memory";
+        }
+        oom_kills_seen_ = oom_kills;
+      }
+      error = std::make_exception_ptr(WorkerDied(task, worker.pid, wait_status, cause));
     }
     fail_job_of_worker(index, error);
   }
@@ -525,7 +627,77 @@ void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {
     note_startup(index, worker.pid);
     return;
   }
-  if (!broken_) spawn(index);
+  if (!broken_) replace(index);
+}
+
+void ProcessPoolCore::replace(std::uint32_t index) {
+  try {
+    spawn(index);
+  } catch (const std::exception& error) {
+    note_start_failure(index, error.what());
+  }
+}
+
+void ProcessPoolCore::note_start_failure(std::uint32_t index, std::string cause) {
+  Worker& worker = workers_[index];
+  const std::int64_t now = monotonic_now_ns();
+  if (start_failures_++ == 0) failing_since_ns_ = now;
+  last_start_failure_ = std::move(cause);
+  if (!worker.vacant) ++vacant_;
+  worker.vacant = true;
+  const int doublings = std::min(start_failures_ - 1, 5);
+  worker.next_try_ns = now + std::min(kFirstRetryNs << doublings, kLongestRetryNs);
+  // Workers still running carry on (size() says how many); with none left, calls cannot finish.
+  // A start-up that overran its bound, or a failure while the constructor runs, is not retried
+  // then: it would only overrun again.
+  if (broken_ || (constructed_ && running() > 0)) return;
+  if (!constructed_ || start_failures_ >= kMaxStartTries || worker.start_timed_out) {
+    broken_ = std::make_exception_ptr(WorkerStartError(last_start_failure_, start_failures_));
+    fail_everything(broken_);
+  }
+}
+
+void ProcessPoolCore::retry_vacant_slots(bool now) {
+  if (vacant_ == 0 || broken_ || state_ == State::kTerminated) return;
+  const std::int64_t time = monotonic_now_ns();
+  for (std::uint32_t i = 0; i < workers_.size() && !broken_; ++i) {
+    Worker& worker = workers_[i];
+    if (!worker.vacant || (!now && time < worker.next_try_ns)) continue;
+    worker.vacant = false;
+    --vacant_;
+    replace(i);
+  }
+}
+
+void ProcessPoolCore::check_start_timeouts() {
+  const std::int64_t now = monotonic_now_ns();
+  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+    Worker& worker = workers_[i];
+    if (!worker.starting || !worker.alive) continue;
+    if (control_->slots()[i].started.load(std::memory_order_acquire) != kInitializing) {
+      worker.starting = false;
+      --starting_;
+      start_failures_ = 0;
+      continue;
+    }
+    if (options_.start_timeout.count() > 0 && !worker.start_timed_out &&
+        now - worker.spawned_ns > options_.start_timeout.count()) {
+      worker.start_timed_out = true;
+      ::kill(worker.pid, SIGKILL);  // its EOF and SIGCHLD report it
+    }
+  }
+}
+
+std::optional<std::int64_t> ProcessPoolCore::next_start_event_ns() const {
+  std::optional<std::int64_t> next;
+  auto consider = [&next](std::int64_t at) { next = next ? std::min(*next, at) : at; };
+  for (const Worker& worker : workers_) {
+    if (worker.starting && worker.alive && options_.start_timeout.count() > 0) {
+      consider(worker.spawned_ns + options_.start_timeout.count() + 1'000'000);
+    }
+    if (worker.vacant && !live_.empty()) consider(worker.next_try_ns);
+  }
+  return next;
 }
 
 void ProcessPoolCore::close_channel(Worker& worker) {
@@ -535,8 +707,8 @@ void ProcessPoolCore::close_channel(Worker& worker) {
   worker.channel->close(ignored);
 }
 
-bool ProcessPoolCore::send(std::uint32_t index, const Message& message) {
-  return write_message(workers_[index].channel->native_handle(), message);
+bool ProcessPoolCore::send(std::uint32_t index, const Message& message, int passed_fd) {
+  return write_message(workers_[index].channel->native_handle(), message, passed_fd);
 }
 
 void ProcessPoolCore::wake_workers() {
@@ -551,7 +723,15 @@ void ProcessPoolCore::wake_workers() {
 std::uint64_t ProcessPoolCore::allocate_region(std::size_t bytes) {
   check_can_submit();
   for (;;) {
-    if (std::optional<std::uint64_t> offset = arena_.allocate(bytes)) return *offset;
+    if (std::optional<std::uint64_t> offset = arena_.allocate(bytes)) {
+      try {
+        arena_.check_memory(*offset, bytes);
+      } catch (...) {
+        arena_.free(*offset);
+        throw;
+      }
+      return *offset;
+    }
     const std::size_t before = arena_.regions();
     if (before == 0) {
       grow_arena(bytes);
@@ -565,18 +745,16 @@ std::uint64_t ProcessPoolCore::allocate_region(std::size_t bytes) {
 }
 
 void ProcessPoolCore::grow_arena(std::size_t bytes) {
-  SharedSegment larger = SharedSegment::create_named(
-      round_to_pages(std::max(Arena::space_for(bytes), 2 * arena_.size())));
+  SharedSegment larger =
+      SharedSegment::create(round_to_pages(std::max(Arena::space_for(bytes), 2 * arena_.size())));
   for (std::uint32_t i = 0; i < workers_.size(); ++i) {
     if (!workers_[i].alive) continue;
-    if (send(i,
-             make_message(MessageType::kMapArena, i, 0, larger.size(), 0, larger.name().c_str()))) {
+    if (send(i, make_message(MessageType::kMapArena, i, 0, larger.size()), larger.fd())) {
       workers_[i].awaiting_arena_ack = true;
       ++arena_acks_pending_;
     }
   }
   drive_until([this] { return arena_acks_pending_ == 0; }, std::nullopt);
-  larger.unlink();
   // Workers forked from now on inherit the new mapping.
   arena_ = Arena(std::move(larger));
 }
@@ -620,6 +798,7 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
   live_.push_back(std::move(live));
   control_->posted.store(++posted_, std::memory_order_seq_cst);
   wake_workers();
+  retry_vacant_slots(false);
   return position;
 }
 
@@ -772,9 +951,7 @@ void ProcessPoolCore::check_timeouts() {
 
 bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
                                   std::optional<Clock::time_point> deadline) {
-  if (::getpid() != owner_) {
-    throw std::logic_error("pool: a ProcessPool can only be used by the process that created it");
-  }
+  check_caller();
   if (driving_ > 0) {
     throw std::logic_error("pool: a callback cannot submit work to or wait on its ProcessPool");
   }
@@ -817,6 +994,8 @@ bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
       throw Interrupted(signal_number);
     }
     if (timed) check_timeouts();
+    if (starting_ > 0) check_start_timeouts();
+    if (vacant_ > 0 && !live_.empty()) retry_vacant_slots(false);
     collect();
     if (done()) return true;
     run_wait_hook();
@@ -835,6 +1014,13 @@ bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
     std::optional<Clock::duration> wait;
     if (deadline) wait = std::max<Clock::duration>(*deadline - Clock::now(), Clock::duration(0));
     if (timed && !live_.empty()) wait = wait ? std::min(*wait, check_period) : check_period;
+    if (starting_ > 0 || vacant_ > 0) {
+      if (const std::optional<std::int64_t> at = next_start_event_ns()) {
+        const Clock::duration until =
+            std::chrono::nanoseconds(std::max<std::int64_t>(*at - monotonic_now_ns(), 0));
+        wait = wait ? std::min(*wait, until) : until;
+      }
+    }
     if (current_wait_hook != nullptr) {
       const Clock::duration period = kWaitHookPeriod;
       wait = wait ? std::min(*wait, period) : period;

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pool/async_result.h"
@@ -39,6 +40,7 @@ struct CoreOptions {
   std::function<void()> initializer;
   std::uint64_t maxtasksperchild = 0;
   std::chrono::nanoseconds task_timeout{0};
+  std::chrono::nanoseconds start_timeout{0};  // zero: none
   bool handle_interrupts = true;
   std::shared_ptr<Trace> trace;  // null: not traced
 };
@@ -65,10 +67,14 @@ class ProcessPoolCore final : public Progress {
   ProcessPoolCore(const ProcessPoolCore&) = delete;
   ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
 
+  // Worker slots: the pool's size as asked for. Job layouts keep one entry per slot.
   int size() const { return static_cast<int>(workers_.size()); }
+  // Slots that hold a worker (running or starting): fewer than size() while a dead worker's
+  // replacement cannot be started.
+  int running() const;
 
-  // Throws PoolNotRunning after close()/terminate(), std::logic_error from another process or from
-  // inside a callback.
+  // Throws PoolNotRunning after close()/terminate(), WorkerStartError or InitializerError when no
+  // worker can run, std::logic_error from another process or thread or from inside a callback.
   void check_can_submit() const;
 
   // An arena region of `bytes` for a new job: waits for running jobs to free space, or grows the
@@ -105,7 +111,13 @@ class ProcessPoolCore final : public Progress {
     bool alive = false;
     bool timed_out = false;
     bool awaiting_arena_ack = false;
-    std::string protocol_error;
+    // No worker: its replacement could not be started; tried again at next_try_ns.
+    bool vacant = false;
+    std::int64_t next_try_ns = 0;
+    std::int64_t spawned_ns = 0;  // CLOCK_MONOTONIC, when forked
+    bool starting = false;        // forked, not yet seen ready
+    bool start_timed_out = false;
+    std::exception_ptr stopped_because;  // the parent stopped it (protocol error, no memory)
     std::unique_ptr<boost::asio::posix::stream_descriptor> channel;
     Message inbox{};
     SharedSegment results;          // the worker's result buffer
@@ -122,7 +134,19 @@ class ProcessPoolCore final : public Progress {
   };
   class WorkerLink;
 
+  // Forks the worker of slot `index`; throws std::system_error when fork() fails and
+  // std::logic_error when other threads run (unless allowed).
   void spawn(std::uint32_t index);
+  // spawn() for a replacement: a failure leaves the slot vacant, to be tried again with a
+  // back-off, and breaks the pool when no worker is left after kMaxStartTries.
+  void replace(std::uint32_t index);
+  void retry_vacant_slots(bool now);
+  void note_start_failure(std::uint32_t index, std::string cause);
+  void check_start_timeouts();
+  // When the next retry or start-up deadline is due, if any.
+  std::optional<std::int64_t> next_start_event_ns() const;
+  // Stops a worker on purpose; its call fails with `why`.
+  void stop_worker(std::uint32_t index, std::exception_ptr why);
   void stop_workers(bool kill_now);
   // startup_ns: when this worker's start-up began (the pool's start for the first workers).
   [[noreturn]] void serve(std::uint32_t index, int fd, std::int64_t startup_ns);
@@ -138,7 +162,7 @@ class ProcessPoolCore final : public Progress {
   void reject(std::uint32_t index, const char* why);
   // Reads the initializer's outcome from the worker's slot; `dead_pid` when the worker ended.
   void note_startup(std::uint32_t index, pid_t dead_pid = -1);
-  bool send(std::uint32_t index, const Message& message);
+  bool send(std::uint32_t index, const Message& message, int passed_fd = -1);
 
   void collect();
   void settle(LiveJob& job, std::exception_ptr error);
@@ -155,8 +179,18 @@ class ProcessPoolCore final : public Progress {
   void fail_everything(const std::exception_ptr& error);
   void wake_workers();
 
+  void check_caller() const;
+
   pid_t owner_;
+  std::thread::id owner_thread_;
   std::int64_t started_ns_;  // CLOCK_MONOTONIC, at construction
+  bool constructed_ = false;
+  int start_failures_ = 0;             // failed starts since a worker last started
+  std::int64_t failing_since_ns_ = 0;  // when the first of them failed
+  std::string last_start_failure_;
+  std::uint64_t oom_kills_seen_ = 0;  // the kernel's count, when a worker death last read it
+  int starting_ = 0;                  // workers with `starting` set
+  int vacant_ = 0;                    // slots with `vacant` set
   CoreOptions options_;
   State state_ = State::kRunning;
   int driving_ = 0;            // nesting depth of drive_until; callbacks run inside it

@@ -1,7 +1,7 @@
 // What the parent and its workers share. The hot path is shared memory: a ring of job slots, each
 // with its own chunk cursor and completion count, and per-worker progress. Sockets carry fixed-size
-// control messages only: wake-ups (sent only to a side that said it sleeps), segment hand-overs,
-// readiness and initializer failures.
+// control messages only: wake-ups (sent only to a side that said it sleeps), segment hand-overs
+// (a memfd passed with the message), readiness and initializer failures.
 //
 // Jobs are numbered in posting order ("positions"); job p lives in slot p % kJobSlots. Every
 // worker visits the jobs in order, taking chunks from each until none are left, and publishes the
@@ -135,8 +135,8 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free &&
 enum class MessageType : std::uint32_t {
   // parent -> worker
   kWake = 1,      // new jobs are posted
-  kMapArena = 2,  // name, a = size: map this segment as the new arena, then ack with kMapped
-  kMapSpill = 3,  // name, a = size: move your result buffer into this segment, then ack
+  kMapArena = 2,  // memfd, a = size: map it as the new arena, then ack with kMapped
+  kMapSpill = 3,  // memfd, a = size: move your result buffer into it, then ack
   // worker -> parent
   kProgress = 16,    // a job the sleeping parent may wait for moved on
   kReady = 17,       // the initializer ran
@@ -151,18 +151,19 @@ struct Message {
   std::uint64_t seq;
   std::uint64_t a;
   std::uint64_t b;
-  char name[64];
 };
-static_assert(std::is_trivially_copyable_v<Message> && sizeof(Message) == 96);
+static_assert(std::is_trivially_copyable_v<Message> && sizeof(Message) == 32);
 
 Message make_message(MessageType type, std::uint32_t worker, std::uint64_t seq = 0,
-                     std::uint64_t a = 0, std::uint64_t b = 0, const char* name = nullptr);
+                     std::uint64_t a = 0, std::uint64_t b = 0);
 
 // Blocking, whole-message I/O on a socket; retries on EINTR and waits out EAGAIN.
-// read_message returns false on end of file (the peer closed its end or exited);
-// write_message returns false when the peer is gone, and never raises SIGPIPE.
-bool read_message(int fd, Message& message);
-bool write_message(int fd, const Message& message);
+// read_message returns false on end of file (the peer closed its end or exited); a descriptor
+// sent with the message is stored in *passed_fd (close-on-exec), or closed when passed_fd is null.
+// write_message sends `passed_fd` with the message unless it is -1; it returns false when the
+// peer is gone, and never raises SIGPIPE.
+bool read_message(int fd, Message& message, int* passed_fd = nullptr);
+bool write_message(int fd, const Message& message, int passed_fd = -1);
 
 }  // namespace pool::detail
 

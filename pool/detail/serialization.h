@@ -160,9 +160,6 @@ std::string encode_one(const T& value) {
   return out;
 }
 
-// "std::runtime_error" for typeid(std::runtime_error).name().
-std::string demangle(const char* mangled);
-
 }  // namespace pool::detail
 
 #endif  // POOL_DETAIL_SERIALIZATION_H_

@@ -1,89 +1,72 @@
 #include "pool/detail/shared_segment.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <boost/interprocess/anonymous_shared_memory.hpp>
-#include <boost/interprocess/permissions.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
-#include <random>
+#include <cerrno>
+#include <system_error>
 #include <utility>
 
 namespace pool::detail {
-namespace bip = boost::interprocess;
-
 namespace {
 
-std::string unique_name() {
-  static std::atomic<unsigned long> counter{0};
-  static const unsigned long salt = std::random_device{}();
-  return std::string(kSegmentPrefix) + std::to_string(::getpid()) + "-" +
-         std::to_string(counter.fetch_add(1)) + "-" + std::to_string(salt);
+[[noreturn]] void throw_errno(int error, const std::string& what) {
+  throw std::system_error(error, std::generic_category(), "pool: " + what);
 }
+
+std::string bytes_text(std::size_t bytes) { return std::to_string(bytes) + " bytes"; }
 
 }  // namespace
 
 SharedSegment::SharedSegment(SharedSegment&& other) noexcept
-    : size_(std::exchange(other.size_, 0)),
-      name_(std::move(other.name_)),
-      creator_(std::exchange(other.creator_, 0)) {
-  region_.swap(other.region_);
-  other.name_.clear();
-}
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      fd_(std::exchange(other.fd_, -1)) {}
 
 SharedSegment& SharedSegment::operator=(SharedSegment&& other) noexcept {
   if (this != &other) {
-    unlink();
-    bip::mapped_region empty;
-    region_.swap(empty);
-    region_.swap(other.region_);
+    release();
+    data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
-    name_ = std::move(other.name_);
-    other.name_.clear();
-    creator_ = std::exchange(other.creator_, 0);
+    fd_ = std::exchange(other.fd_, -1);
   }
   return *this;
 }
 
-SharedSegment::~SharedSegment() { unlink(); }
+SharedSegment::~SharedSegment() { release(); }
 
-SharedSegment SharedSegment::anonymous(std::size_t size) {
-  SharedSegment segment;
-  bip::mapped_region region = bip::anonymous_shared_memory(size);
-  segment.region_.swap(region);
-  segment.size_ = size;
-  return segment;
+void SharedSegment::release() noexcept {
+  if (data_ != nullptr) ::munmap(data_, size_);
+  if (fd_ >= 0) ::close(fd_);
+  data_ = nullptr;
+  size_ = 0;
+  fd_ = -1;
 }
 
-SharedSegment SharedSegment::create_named(std::size_t size) {
-  SharedSegment segment;
-  segment.name_ = unique_name();
-  segment.creator_ = ::getpid();
-  bip::permissions owner_only(0600);
-  // From here the destructor unlinks the name, also when truncate or mapping throws.
-  bip::shared_memory_object object(bip::create_only, segment.name_.c_str(), bip::read_write,
-                                   owner_only);
-  object.truncate(static_cast<bip::offset_t>(size));
-  bip::mapped_region region(object, bip::read_write, 0, size);
-  segment.region_.swap(region);
-  segment.size_ = size;
-  return segment;
-}
-
-SharedSegment SharedSegment::open_named(const std::string& name, std::size_t size) {
-  SharedSegment segment;
-  bip::shared_memory_object object(bip::open_only, name.c_str(), bip::read_write);
-  bip::mapped_region region(object, bip::read_write, 0, size);
-  segment.region_.swap(region);
-  segment.size_ = size;
-  return segment;
-}
-
-void SharedSegment::unlink() {
-  if (!name_.empty() && creator_ == ::getpid()) {
-    bip::shared_memory_object::remove(name_.c_str());
+SharedSegment SharedSegment::create(std::size_t size) {
+  const int fd = ::memfd_create("cpp-pool", MFD_CLOEXEC);
+  if (fd < 0) throw_errno(errno, "memfd_create for " + bytes_text(size) + " of shared memory");
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw_errno(error, "cannot size " + bytes_text(size) + " of shared memory");
   }
-  name_.clear();
+  return adopt(fd, size);
+}
+
+SharedSegment SharedSegment::adopt(int fd, std::size_t size) {
+  void* address = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (address == MAP_FAILED) {
+    const int error = errno;
+    ::close(fd);
+    throw_errno(error, "cannot map " + bytes_text(size) + " of shared memory");
+  }
+  SharedSegment segment;
+  segment.data_ = static_cast<std::byte*>(address);
+  segment.size_ = size;
+  segment.fd_ = fd;
+  return segment;
 }
 
 }  // namespace pool::detail

@@ -1,23 +1,23 @@
-// One shared-memory mapping (Boost.Interprocess), owned by one object.
+// One shared-memory mapping, owned by one object: a memfd (an anonymous shared-memory file)
+// mapped MAP_SHARED.
 //
-// anonymous(): MAP_SHARED|MAP_ANONYMOUS memory, created before fork so workers inherit it; it has
-// no name and so can never be left behind. create_named(): a segment created after the workers
-// were forked, with mode 0600 and a unique name; the creator unlinks the name as soon as every
-// worker has mapped it (or on destruction), so nothing outlives the pool. Pages are allocated on
-// first touch, so a large segment costs nothing until used.
+// A memfd has no name in /dev/shm, so nothing the pool makes can be left behind there, whatever
+// kills its processes, and its size never depends on the size of /dev/shm (Docker gives
+// containers 64 MiB). Workers forked after the creation inherit the mapping; a segment made later
+// travels to them as a descriptor over their socket (SCM_RIGHTS) and is mapped with adopt(). The
+// memory is freed when the last mapping and descriptor are gone.
+//
+// Pages are allocated on first touch, so a large segment costs nothing until used. Allocating
+// them up front (fallocate) would not make running out of memory an error: in a memory cgroup the
+// kernel answers with the OOM killer, not ENOMEM. Callers check what memory is available first.
 #ifndef POOL_DETAIL_SHARED_SEGMENT_H_
 #define POOL_DETAIL_SHARED_SEGMENT_H_
 
-#include <sys/types.h>
-
-#include <boost/interprocess/mapped_region.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace pool::detail {
-
-// Every named segment of ours starts with this, followed by the creating process's pid.
-inline constexpr const char* kSegmentPrefix = "cpp-pool-";
 
 class SharedSegment {
  public:
@@ -28,23 +28,22 @@ class SharedSegment {
   SharedSegment& operator=(const SharedSegment&) = delete;
   ~SharedSegment();
 
-  static SharedSegment anonymous(std::size_t size);
-  static SharedSegment create_named(std::size_t size);
-  // Maps a segment another process created; the opener never unlinks it.
-  static SharedSegment open_named(const std::string& name, std::size_t size);
+  // `size` bytes of zero-filled shared memory. Throws std::system_error when the kernel refuses.
+  static SharedSegment create(std::size_t size);
+  // Maps `size` bytes of a memfd another process sent; takes ownership of `fd`.
+  static SharedSegment adopt(int fd, std::size_t size);
 
-  std::byte* data() const { return static_cast<std::byte*>(region_.get_address()); }
+  std::byte* data() const { return data_; }
   std::size_t size() const { return size_; }
-  // Empty once unlinked (or for anonymous and opened segments).
-  const std::string& name() const { return name_; }
-  // Removes the name; the mapping stays valid. Only the creating process does it.
-  void unlink();
+  // The memfd, to pass to another process; -1 when empty.
+  int fd() const { return fd_; }
 
  private:
-  boost::interprocess::mapped_region region_;
+  void release() noexcept;
+
+  std::byte* data_ = nullptr;
   std::size_t size_ = 0;
-  std::string name_;
-  pid_t creator_ = 0;
+  int fd_ = -1;
 };
 
 }  // namespace pool::detail

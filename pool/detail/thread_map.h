@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -24,6 +25,7 @@
 #include "pool/async_result.h"
 #include "pool/detail/call_adapters.h"
 #include "pool/detail/map_job.h"
+#include "pool/detail/memory_limits.h"
 #include "pool/detail/task_failure.h"
 #include "pool/detail/thread_pool_core.h"
 #include "pool/gil.h"
@@ -123,11 +125,13 @@ class MapItems {
   MapItems(Stored range, std::size_t n, std::size_t chunksize)
       : range_(std::forward<Stored>(range)) {
     if constexpr (!kIndexed) {
-      starts_.reserve((n + chunksize - 1) / chunksize);
+      starts_.reserve(static_cast<std::size_t>(chunk_count(n, chunksize)));
       auto it = std::ranges::begin(range_);
-      for (std::size_t first = 0; first < n; first += chunksize) {
+      for (std::size_t first = 0; first < n;) {
+        const std::size_t count = std::min(chunksize, n - first);
         starts_.push_back(it);
-        std::ranges::advance(it, static_cast<std::ptrdiff_t>(std::min(chunksize, n - first)));
+        std::ranges::advance(it, static_cast<std::ptrdiff_t>(count));
+        first += count;
       }
     }
   }
@@ -155,7 +159,7 @@ class MapJob final : public ThreadJob {
   // An empty map is one empty chunk, so that a thread settles it like any other.
   MapJob(Fn function, Stored inputs, std::size_t n, std::size_t chunksize,
          std::shared_ptr<State> state)
-      : ThreadJob(n == 0 ? 1 : (n + chunksize - 1) / chunksize),
+      : ThreadJob(n == 0 ? 1 : static_cast<std::size_t>(chunk_count(n, chunksize))),
         function_(std::forward<Fn>(function)),
         items_(std::forward<Stored>(inputs), n, chunksize),
         n_(n),
@@ -166,14 +170,13 @@ class MapJob final : public ThreadJob {
  private:
   std::pair<std::int64_t, std::uint64_t> items_of(std::size_t chunk) const override {
     const std::size_t begin = chunk * chunksize_;
-    const std::size_t end = std::min(begin + chunksize_, n_);
-    return {static_cast<std::int64_t>(begin), end > begin ? end - begin : 0};
+    return {static_cast<std::int64_t>(begin), begin < n_ ? std::min(chunksize_, n_ - begin) : 0};
   }
 
   void run_chunk(std::size_t chunk) override {
     const std::size_t begin = chunk * chunksize_;
-    const std::size_t end = std::min(begin + chunksize_, n_);
-    if (begin >= end) return;
+    if (begin >= n_) return;
+    const std::size_t end = begin + std::min(chunksize_, n_ - begin);
     auto it = items_.chunk_begin(chunk, begin);
     for (std::size_t i = begin; i < end; ++i, ++it) {
       // Items after a known failure cannot change the outcome.
@@ -324,6 +327,24 @@ constexpr bool check_apply() {
   return kCallable;
 }
 
+// Throws std::length_error or OutOfMemory, before anything is submitted, when a map of n items
+// cannot be held: a slot per item while the threads run, then the returned vector, and for
+// map_async its own copy of the inputs (item_bytes each; 0 when it keeps none).
+template <class Result>
+void check_map_sizes(std::size_t n, std::size_t item_bytes) {
+  constexpr const char* kWhat = "map's results and inputs (items x bytes)";
+  const std::uint64_t slots = checked_product(n, sizeof(std::optional<Result>), kWhat);
+  const std::uint64_t returned = checked_product(n, sizeof(Result), kWhat);
+  const std::uint64_t inputs = checked_product(n, item_bytes, kWhat);
+  const std::uint64_t total = checked_sum(checked_sum(slots, returned, kWhat), inputs, kWhat);
+  if (total <= memory_limit_bytes()) return;
+  check_memory_request(
+      total, "map's results (" + describe_bytes(slots) + " of slots while the threads run and " +
+                 describe_bytes(returned) + " for the returned vector)" +
+                 (inputs != 0 ? " and its copy of the inputs (" + describe_bytes(inputs) + ")"
+                              : std::string()));
+}
+
 // Blocks until every item is done; f and inputs are used in place.
 template <class Result, class F, class Inputs>
 std::vector<Result> thread_map(ThreadPoolCore& core, F& function, const Inputs& inputs,
@@ -331,6 +352,7 @@ std::vector<Result> thread_map(ThreadPoolCore& core, F& function, const Inputs& 
   core.check_open();
   const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
   if (n == 0) return {};
+  check_map_sizes<Result>(n, 0);
   if (chunksize == 0) chunksize = default_chunksize(n, static_cast<std::size_t>(core.size()));
   auto state = std::make_shared<AsyncState<std::vector<Result>>>(nullptr, nullptr, nullptr);
   core.submit(
@@ -349,6 +371,8 @@ AsyncResult<std::vector<Result>> thread_map_async(
   using Owned = std::conditional_t<is_range<Inputs>::value, Inputs,
                                    std::vector<std::ranges::range_value_t<const Inputs>>>;
   const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
+  check_map_sizes<Result>(
+      n, is_range<Inputs>::value ? 0 : sizeof(std::ranges::range_value_t<const Inputs>));
   if (chunksize == 0) chunksize = default_chunksize(n, static_cast<std::size_t>(core.size()));
   Owned owned = [&] {
     if constexpr (is_range<Inputs>::value) {

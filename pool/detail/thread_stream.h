@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -17,11 +18,13 @@
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "pool/detail/map_job.h"
+#include "pool/detail/memory_limits.h"
 #include "pool/detail/task_failure.h"
 #include "pool/detail/thread_map.h"
 #include "pool/detail/thread_pool_core.h"
@@ -233,8 +236,8 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
     void settle() override { stream_.settle_batch(*this, cancel_reason()); }
     std::pair<std::int64_t, std::uint64_t> items_of(std::size_t chunk) const override {
       const std::size_t from = chunk * stream_.chunksize_;
-      const std::size_t to = std::min(from + stream_.chunksize_, batch_.count);
-      return {static_cast<std::int64_t>(batch_.first + from), to > from ? to - from : 0};
+      return {static_cast<std::int64_t>(batch_.first + from),
+              from < batch_.count ? std::min(stream_.chunksize_, batch_.count - from) : 0};
     }
 
     ChunkStream& stream_;
@@ -256,7 +259,7 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
         input_(std::forward<Stored>(inputs)),
         chunksize_(chunksize),
         batch_chunks_(std::max<std::size_t>(8 * static_cast<std::size_t>(core.size()),
-                                            (kBatchItems + chunksize - 1) / chunksize)) {
+                                            chunk_count(kBatchItems, chunksize))) {
     try {
       feed(false);  // the work starts now, as in Python, not when the reader first looks
       core_.add_stream(this);
@@ -311,7 +314,9 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
  private:
   // Submits batches while fewer than two are outstanding (all of them for join).
   void feed(bool all) {
-    const std::size_t batch_items = batch_chunks_ * chunksize_;
+    // A huge chunksize makes one batch of everything rather than an overflowed, empty one.
+    const std::size_t batch_items =
+        chunksize_ > SIZE_MAX / batch_chunks_ ? SIZE_MAX : batch_chunks_ * chunksize_;
     while (!input_done_) {
       {
         std::lock_guard<std::mutex> guard(mutex_);
@@ -339,7 +344,7 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
   }
 
   void submit(Batch batch) {
-    const std::size_t chunks = (batch.count + chunksize_ - 1) / chunksize_;
+    const auto chunks = static_cast<std::size_t>(chunk_count(batch.count, chunksize_));
     auto job = std::make_shared<BatchJob>(*this, std::move(batch), submitted_chunks_, chunks);
     {
       std::lock_guard<std::mutex> guard(mutex_);
@@ -359,7 +364,7 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
 
   void run_chunk(BatchJob& job, std::size_t chunk) {
     const std::size_t from = chunk * chunksize_;
-    const std::size_t to = std::min(from + chunksize_, job.batch_.count);
+    const std::size_t to = from + std::min(chunksize_, job.batch_.count - from);
     Output output;
     output.first_index = job.batch_.first + from;
     kernel_.run(
@@ -541,6 +546,16 @@ ResultStream<Out> thread_imap(ThreadPoolCore& core, F&& function, Inputs&& input
   using Kernel = MapKernel<std::decay_t<F>, std::ranges::range_value_t<Range>, Result>;
   core.check_open();
   chunksize = stream_chunksize(core, inputs, chunksize);
+  if constexpr (std::ranges::sized_range<Range>) {
+    // A chunk's results are held together, so a chunk of a long input can be too large to exist.
+    const std::uint64_t items =
+        std::min<std::uint64_t>(chunksize, static_cast<std::uint64_t>(std::ranges::size(inputs)));
+    const std::uint64_t bytes =
+        checked_product(items, sizeof(Result), "imap's chunk of results (items x bytes)");
+    if (bytes > memory_limit_bytes()) {
+      check_memory_request(bytes, "imap's chunk of " + std::to_string(items) + " results");
+    }
+  }
   return ResultStream<Out>(std::make_unique<ChunkStream<Kernel, Inputs, Out, kOrdered>>(
       core, Kernel{std::forward<F>(function)}, std::forward<Inputs>(inputs), chunksize));
 }
