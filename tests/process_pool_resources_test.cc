@@ -224,9 +224,32 @@ TEST_F(MemoryLimit, ResultsLargerThanTheAvailableMemoryGiveOutOfMemoryAndThePool
   EXPECT_NE(outcome.report.find("next map right"), std::string::npos) << outcome.report;
 }
 
+// Trivially copyable results go straight into the job's shared region: a map whose region does not
+// fit is refused before it is posted.
+TEST_F(MemoryLimit, AMapWhoseResultsDoNotFitGivesOutOfMemoryBeforeItRuns) {
+  const ChildOutcome outcome = run_in_memory_cgroup(256 << 20, [](std::ostream& report) {
+    pool::ProcessPool workers(2);
+    try {
+      // 40 M doubles: 320 MB of shared memory, and as much again for the returned vector.
+      workers.map([](long k) { return static_cast<double>(k); }, pool::range(0L, 40'000'000L));
+      report << "map returned";
+      return 1;
+    } catch (const pool::OutOfMemory& error) {
+      report << "OutOfMemory for " << error.requested_bytes() << " bytes: " << error.what();
+    }
+    const auto small = workers.map([](long k) { return k + 1; }, pool::range(0L, 3L));
+    report << "; next map " << (small == std::vector<long>{1, 2, 3} ? "right" : "wrong");
+    return 0;
+  });
+  if (outcome.exited_with(kCannotSetUp)) GTEST_SKIP() << outcome.report;
+  EXPECT_TRUE(outcome.exited_with(0)) << outcome.describe();
+  EXPECT_NE(outcome.report.find("OutOfMemory for "), std::string::npos) << outcome.report;
+  EXPECT_NE(outcome.report.find("next map right"), std::string::npos) << outcome.report;
+}
+
 // A task that itself takes more memory than there is cannot be foreseen: the OOM killer ends its
 // worker, and the error says that memory ran out.
-TEST_F(MemoryLimit, AWorkerKilledByTheOomKillerIsReportedAsOutOfMemory) {
+TEST_F(MemoryLimit, AWorkerKilledByTheOomKillerGivesWorkerDiedSayingMemoryRanOut) {
   const ChildOutcome outcome = run_in_memory_cgroup(128 << 20, [](std::ostream& report) {
     pool::ProcessPool workers(1);
     try {

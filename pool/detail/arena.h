@@ -27,7 +27,8 @@ class Arena {
   void free(std::uint64_t offset);
   // Throws pool::OutOfMemory when the memory behind [offset, offset + bytes) is not yet in use
   // and the system (or its memory cgroup) has not that much available: a call that cannot get its
-  // memory fails before it is posted, not by the OOM killer once a worker writes to it.
+  // memory fails before it is posted, not by the OOM killer once a worker writes to it. Less than
+  // 16 MiB of new memory is not checked.
   void check_memory(std::uint64_t offset, std::size_t bytes);
   // Regions handed out and not freed.
   std::size_t regions() const { return regions_; }
@@ -47,7 +48,7 @@ class Arena {
   SharedSegment segment_;
   std::unique_ptr<Allocator, DeleteAllocator> allocator_;
   std::size_t regions_ = 0;
-  std::uint64_t checked_ = 0;  // [0, checked_) was checked and is probably in use
+  std::uint64_t checked_ = 0;  // the end of what was checked (regions below it are in use)
 };
 
 }  // namespace pool::detail
