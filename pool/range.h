@@ -93,7 +93,7 @@ class Range {
   constexpr std::size_t size() const { return static_cast<std::size_t>(distance(first_, last_)); }
   constexpr bool empty() const { return first_ == last_; }
   constexpr Int operator[](std::size_t i) const {
-    return static_cast<Int>(static_cast<Unsigned>(first_) + static_cast<Unsigned>(i));
+    return advanced(first_, static_cast<std::ptrdiff_t>(i));
   }
   iterator begin() const { return iterator(first_); }
   iterator end() const { return iterator(last_); }

@@ -102,18 +102,29 @@ std::optional<std::string> cgroup_directory(bool unified, const std::string& cgr
   return std::nullopt;
 }
 
+// The directories of this process's cgroup and of each one above it, up to the hierarchy's root;
+// none when the hierarchy is not mounted. `cgroup` gets the cgroup's name.
+std::vector<std::string> cgroup_levels(bool unified, std::string& cgroup) {
+  const std::optional<std::string> own = own_cgroup(unified);
+  if (!own) return {};
+  std::string mount_point;
+  const std::optional<std::string> directory = cgroup_directory(unified, *own, mount_point);
+  if (!directory) return {};
+  cgroup = *own;
+  std::vector<std::string> levels;
+  for (std::string dir = *directory;; dir = dir.substr(0, dir.rfind('/'))) {
+    levels.push_back(dir);
+    if (dir.size() <= mount_point.size() || dir.rfind('/') == std::string::npos) break;
+  }
+  return levels;
+}
+
 // The lowest limit on the way from this process's cgroup up to its hierarchy's root, memory and
 // swap together; nothing when no cgroup sets one.
 std::optional<std::uint64_t> cgroup_limit(bool unified, std::uint64_t swap_bytes,
                                           std::string& cgroup) {
-  const std::optional<std::string> own = own_cgroup(unified);
-  if (!own) return std::nullopt;
-  std::string mount_point;
-  std::optional<std::string> directory = cgroup_directory(unified, *own, mount_point);
-  if (!directory) return std::nullopt;
-  cgroup = *own;
   std::optional<std::uint64_t> lowest;
-  for (std::string dir = *directory;; dir = dir.substr(0, dir.rfind('/'))) {
+  for (const std::string& dir : cgroup_levels(unified, cgroup)) {
     std::optional<std::uint64_t> limit;
     if (unified) {
       if (const auto memory = read_limit(dir + "/memory.max")) {
@@ -126,7 +137,6 @@ std::optional<std::uint64_t> cgroup_limit(bool unified, std::uint64_t swap_bytes
                        saturating_sum(*memory, swap_bytes));
     }
     if (limit && (!lowest || *limit < *lowest)) lowest = limit;
-    if (dir.size() <= mount_point.size() || dir.rfind('/') == std::string::npos) break;
   }
   return lowest;
 }
@@ -217,20 +227,14 @@ std::optional<std::uint64_t> meminfo_bytes(const std::string& text, const std::s
 
 // The least room left below a limit, from this process's cgroup up to the hierarchy's root.
 std::optional<std::uint64_t> cgroup_room(bool unified) {
-  const std::optional<std::string> own = own_cgroup(unified);
-  if (!own) return std::nullopt;
-  std::string mount_point;
-  const std::optional<std::string> directory = cgroup_directory(unified, *own, mount_point);
-  if (!directory) return std::nullopt;
+  std::string cgroup;
   std::optional<std::uint64_t> least;
-  for (std::string dir = *directory;; dir = dir.substr(0, dir.rfind('/'))) {
+  for (const std::string& dir : cgroup_levels(unified, cgroup)) {
     const auto limit = read_limit(dir + (unified ? "/memory.max" : "/memory.limit_in_bytes"));
     const auto usage = read_limit(dir + (unified ? "/memory.current" : "/memory.usage_in_bytes"));
-    if (limit && usage && *limit < kUnlimited / 2) {
-      const std::uint64_t room = *limit > *usage ? *limit - *usage : 0;
-      if (!least || room < *least) least = room;
-    }
-    if (dir.size() <= mount_point.size() || dir.rfind('/') == std::string::npos) break;
+    if (!limit || !usage) continue;
+    const std::uint64_t room = *limit > *usage ? *limit - *usage : 0;
+    if (!least || room < *least) least = room;
   }
   return least;
 }
@@ -250,8 +254,7 @@ std::uint64_t available_memory_bytes() {
   return available;
 }
 
-void check_memory_available(std::uint64_t bytes, const std::string& what) {
-  const std::uint64_t available = available_memory_bytes();
+void check_memory_available(std::uint64_t bytes, const std::string& what, std::uint64_t available) {
   if (bytes <= available) return;
   throw OutOfMemory("pool: " + what + " needs " + std::to_string(bytes) + " bytes (" +
                         describe_bytes(bytes) + ") and only " + describe_bytes(available) +

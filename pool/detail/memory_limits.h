@@ -31,9 +31,11 @@ void check_memory_request(std::uint64_t bytes, const std::string& what);
 std::uint64_t available_memory_bytes();
 
 // Throws OutOfMemory naming `what`, the bytes and what is available when bytes exceed
-// available_memory_bytes(). For memory about to be asked for in one piece (a shared segment),
-// where the kernel would otherwise answer with the OOM killer instead of an error.
-void check_memory_available(std::uint64_t bytes, const std::string& what);
+// `available` (a reading of available_memory_bytes()). For memory about to be asked for in one
+// piece (a shared segment), where the kernel would otherwise answer with the OOM killer instead
+// of an error.
+void check_memory_available(std::uint64_t bytes, const std::string& what,
+                            std::uint64_t available = available_memory_bytes());
 
 // How many processes the kernel's OOM killer has killed since boot (memory cgroups' included);
 // 0 when unknown.

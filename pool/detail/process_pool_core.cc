@@ -514,7 +514,7 @@ void ProcessPoolCore::handle_message(std::uint32_t index, const Message& message
           round_to_pages(std::max<std::size_t>(message.a, 2 * worker.results.size()));
       if (bytes > available) bytes = round_to_pages(message.a);
       try {
-        check_memory_available(bytes, what + ", grown to hold its task's results,");
+        check_memory_available(bytes, what + ", grown to hold its task's results,", available);
         worker.pending_results = SharedSegment::create(bytes);
       } catch (const OutOfMemory& error) {
         return stop_worker(index, std::make_exception_ptr(OutOfMemory(
@@ -641,7 +641,7 @@ void ProcessPoolCore::replace(std::uint32_t index) {
 void ProcessPoolCore::note_start_failure(std::uint32_t index, std::string cause) {
   Worker& worker = workers_[index];
   const std::int64_t now = monotonic_now_ns();
-  if (start_failures_++ == 0) failing_since_ns_ = now;
+  ++start_failures_;
   last_start_failure_ = std::move(cause);
   if (!worker.vacant) ++vacant_;
   worker.vacant = true;
@@ -657,12 +657,12 @@ void ProcessPoolCore::note_start_failure(std::uint32_t index, std::string cause)
   }
 }
 
-void ProcessPoolCore::retry_vacant_slots(bool now) {
+void ProcessPoolCore::retry_vacant_slots() {
   if (vacant_ == 0 || broken_ || state_ == State::kTerminated) return;
   const std::int64_t time = monotonic_now_ns();
   for (std::uint32_t i = 0; i < workers_.size() && !broken_; ++i) {
     Worker& worker = workers_[i];
-    if (!worker.vacant || (!now && time < worker.next_try_ns)) continue;
+    if (!worker.vacant || time < worker.next_try_ns) continue;
     worker.vacant = false;
     --vacant_;
     replace(i);
@@ -693,6 +693,7 @@ std::optional<std::int64_t> ProcessPoolCore::next_start_event_ns() const {
   auto consider = [&next](std::int64_t at) { next = next ? std::min(*next, at) : at; };
   for (const Worker& worker : workers_) {
     if (worker.starting && worker.alive && options_.start_timeout.count() > 0) {
+      // A millisecond late, so that check_start_timeouts finds it overdue.
       consider(worker.spawned_ns + options_.start_timeout.count() + 1'000'000);
     }
     if (worker.vacant && !live_.empty()) consider(worker.next_try_ns);
@@ -798,7 +799,7 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
   live_.push_back(std::move(live));
   control_->posted.store(++posted_, std::memory_order_seq_cst);
   wake_workers();
-  retry_vacant_slots(false);
+  retry_vacant_slots();
   return position;
 }
 
@@ -995,7 +996,7 @@ bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
     }
     if (timed) check_timeouts();
     if (starting_ > 0) check_start_timeouts();
-    if (vacant_ > 0 && !live_.empty()) retry_vacant_slots(false);
+    if (vacant_ > 0 && !live_.empty()) retry_vacant_slots();
     collect();
     if (done()) return true;
     run_wait_hook();

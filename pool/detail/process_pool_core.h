@@ -140,7 +140,8 @@ class ProcessPoolCore final : public Progress {
   // spawn() for a replacement: a failure leaves the slot vacant, to be tried again with a
   // back-off, and breaks the pool when no worker is left after kMaxStartTries.
   void replace(std::uint32_t index);
-  void retry_vacant_slots(bool now);
+  // Tries again every vacant slot whose back-off has passed.
+  void retry_vacant_slots();
   void note_start_failure(std::uint32_t index, std::string cause);
   void check_start_timeouts();
   // When the next retry or start-up deadline is due, if any.
@@ -185,8 +186,7 @@ class ProcessPoolCore final : public Progress {
   std::thread::id owner_thread_;
   std::int64_t started_ns_;  // CLOCK_MONOTONIC, at construction
   bool constructed_ = false;
-  int start_failures_ = 0;             // failed starts since a worker last started
-  std::int64_t failing_since_ns_ = 0;  // when the first of them failed
+  int start_failures_ = 0;  // failed starts since a worker last started
   std::string last_start_failure_;
   std::uint64_t oom_kills_seen_ = 0;  // the kernel's count, when a worker death last read it
   int starting_ = 0;                  // workers with `starting` set
