@@ -87,29 +87,32 @@ class AsyncStateBase {
     return settled_;
   }
 
-  // True when settled by the deadline (none: wait for ever).
-  bool wait_until(std::optional<Clock::time_point> deadline) {
+  // True when settled by the deadline; kNoDeadline waits for ever. (A plain time_point rather
+  // than an optional one: GCC 12 warns "may be used uninitialized" on the empty optional's payload
+  // in every caller of get().)
+  static constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
+  bool wait_until(Clock::time_point deadline) {
+    const bool timed = deadline != kNoDeadline;
     if (Progress* progress = progress_.load(std::memory_order_acquire)) {
       if (settled()) return true;
-      return progress->drive_until([this] { return settled(); }, deadline);
+      return progress->drive_until(
+          [this] { return settled(); },
+          timed ? std::optional<Clock::time_point>(deadline) : std::nullopt);
     }
     std::unique_lock<std::mutex> guard(mutex_);
     while (current_wait_hook != nullptr) {
-      const Clock::time_point wake = Clock::now() + kWaitHookPeriod;
-      if (settled_cv_.wait_until(guard, deadline ? std::min(wake, *deadline) : wake,
-                                 [this] { return settled_; })) {
-        return true;
-      }
-      if (deadline && Clock::now() >= *deadline) return false;
+      const Clock::time_point wake = std::min(Clock::now() + kWaitHookPeriod, deadline);
+      if (settled_cv_.wait_until(guard, wake, [this] { return settled_; })) return true;
+      if (timed && Clock::now() >= deadline) return false;
       guard.unlock();
       run_wait_hook();
       guard.lock();
     }
-    if (!deadline) {
+    if (!timed) {
       settled_cv_.wait(guard, [this] { return settled_; });
       return true;
     }
-    return settled_cv_.wait_until(guard, *deadline, [this] { return settled_; });
+    return settled_cv_.wait_until(guard, deadline, [this] { return settled_; });
   }
 
   // A non-blocking look: lets a ProcessPool notice finished work first.
@@ -124,9 +127,6 @@ class AsyncStateBase {
     std::lock_guard<std::mutex> guard(mutex_);
     return error_;
   }
-
-  // Called by the pool once when it can no longer make progress for this state (it settled it).
-  void forget_progress() { progress_.store(nullptr, std::memory_order_release); }
 
   // Fails the result unless it is settled already; runs error_callback.
   void fail(std::exception_ptr error) {
@@ -255,12 +255,16 @@ class AsyncResult {
     return std::move(*this).get();
   }
 
-  void wait() const { state_->wait_until(std::nullopt); }
+  void wait() const { state_->wait_until(detail::AsyncStateBase::kNoDeadline); }
   // True when the result is ready within `timeout`.
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) const {
-    return state_->wait_until(detail::Clock::now() +
-                              std::chrono::duration_cast<detail::Clock::duration>(timeout));
+    const detail::Clock::time_point now = detail::Clock::now();
+    // A timeout past the clock's range (hours::max()) waits for ever rather than overflowing.
+    const bool forever = std::chrono::duration<double>(timeout) >=
+                         std::chrono::duration<double>(detail::AsyncStateBase::kNoDeadline - now);
+    return state_->wait_until(forever ? detail::AsyncStateBase::kNoDeadline
+                                      : now + std::chrono::ceil<detail::Clock::duration>(timeout));
   }
 
   bool ready() const { return state_->poll(); }

@@ -24,22 +24,12 @@ detail::CoreOptions core_options(const ProcessPoolOptions& options) {
 ProcessPool::ProcessPool() : ProcessPool(available_cpus()) {}
 
 ProcessPool::ProcessPool(int ncores, ProcessPoolOptions options)
-    : core_(std::make_unique<detail::ProcessPoolCore>(ncores, core_options(options))),
-      progress_(options.progress) {}
+    : BasicPool(detail::ProcessBackend(
+                    std::make_unique<detail::ProcessPoolCore>(ncores, core_options(options))),
+                options.progress) {}
 
 ProcessPool::~ProcessPool() = default;
 ProcessPool::ProcessPool(ProcessPool&&) noexcept = default;
 ProcessPool& ProcessPool::operator=(ProcessPool&&) noexcept = default;
-
-int ProcessPool::size() const { return core_ ? core_->running() : 0; }
-
-detail::ProcessPoolCore& ProcessPool::core() const {
-  if (!core_) throw std::logic_error("pool: this ProcessPool was moved from");
-  return *core_;
-}
-
-void ProcessPool::close() { core().close(); }
-void ProcessPool::join() { core().join(); }
-void ProcessPool::terminate() { core().terminate(); }
 
 }  // namespace pool

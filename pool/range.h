@@ -142,10 +142,11 @@ constexpr Range<Int> range(Int n) {
   return Range<Int>(Int{0}, n);
 }
 
+// Whether T is a pool::Range: pools send its bounds, never its items.
 template <class T>
-struct is_range : std::false_type {};
+struct is_pool_range : std::false_type {};
 template <class Int>
-struct is_range<Range<Int>> : std::true_type {};
+struct is_pool_range<Range<Int>> : std::true_type {};
 
 }  // namespace pool
 

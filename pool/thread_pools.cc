@@ -8,24 +8,24 @@ GilThreadPool::GilThreadPool() : GilThreadPool(available_cpus()) {}
 
 GilThreadPool::GilThreadPool(int ncores, std::chrono::nanoseconds switch_interval,
                              ThreadPoolOptions options)
-    : ThreadPoolBase(std::make_unique<detail::ThreadPoolCore>(
-                         ncores, std::make_unique<detail::GilLock>(switch_interval),
-                         std::move(options.initializer), std::move(options.trace)),
-                     options.progress) {}
+    : BasicPool(detail::ThreadBackend(std::make_unique<detail::ThreadPoolCore>(
+                    ncores, std::make_unique<detail::GilLock>(switch_interval),
+                    std::move(options.initializer), std::move(options.trace))),
+                options.progress) {}
 
 void GilThreadPool::set_switch_interval(std::chrono::nanoseconds interval) {
-  core().gil()->set_switch_interval(interval);
+  backend().core().gil()->set_switch_interval(interval);
 }
 
 std::chrono::nanoseconds GilThreadPool::switch_interval() const {
-  return core().gil()->switch_interval();
+  return backend().core().gil()->switch_interval();
 }
 
 FreeThreadPool::FreeThreadPool() : FreeThreadPool(available_cpus()) {}
 
 FreeThreadPool::FreeThreadPool(int ncores, ThreadPoolOptions options)
-    : ThreadPoolBase(std::make_unique<detail::ThreadPoolCore>(
-                         ncores, nullptr, std::move(options.initializer), std::move(options.trace)),
-                     options.progress) {}
+    : BasicPool(detail::ThreadBackend(std::make_unique<detail::ThreadPoolCore>(
+                    ncores, nullptr, std::move(options.initializer), std::move(options.trace))),
+                options.progress) {}
 
 }  // namespace pool

@@ -1,12 +1,9 @@
-// The same task code on every pool: processes, GIL threads and free threads.
+// The same task code on every pool: the slow series on processes, GIL threads and free threads,
+// and how much each pool's tasks overlap. What every pool promises is tests/pool_contract.h.
 
 #include <atomic>
 #include <chrono>
-#include <cmath>
-#include <new>
-#include <numeric>
-#include <stdexcept>
-#include <string>
+#include <cstdint>
 #include <vector>
 
 #include "examples/slow_series.h"
@@ -88,42 +85,6 @@ TYPED_TEST(EveryPool, SlowSeriesSumEqualsTheSerialSumOnOneToFourWorkers) {
                 1e-12 * serial)
         << ncores << " workers";
   }
-}
-
-TYPED_TEST(EveryPool, KeepsInputOrderForEveryChunksize) {
-  TypeParam workers(3);
-  std::vector<int> inputs(1000);
-  std::iota(inputs.begin(), inputs.end(), 0);
-  for (std::size_t chunksize :
-       {std::size_t{1}, std::size_t{7}, std::size_t{0}, std::size_t{5000}}) {
-    const auto out = workers.map([](int x) { return std::to_string(x); }, inputs, chunksize);
-    ASSERT_EQ(out.size(), inputs.size());
-    for (int i = 0; i < 1000; ++i)
-      ASSERT_EQ(out[i], std::to_string(i)) << "chunksize " << chunksize;
-  }
-  EXPECT_TRUE(workers.map([](long x) { return x; }, pool::range(0L, 0L)).empty());
-}
-
-TYPED_TEST(EveryPool, ThrowingTaskGivesTaskError) {
-  TypeParam workers(2);
-  try {
-    workers.map(
-        [](int x) {
-          if (x == 11) throw std::invalid_argument("eleven");
-          return x;
-        },
-        pool::range(0, 50), 3);
-    FAIL() << "map returned although a task threw";
-  } catch (const pool::TaskError& error) {
-    EXPECT_EQ(error.task_index(), 11);
-    EXPECT_EQ(error.type_name(), "std::invalid_argument");
-    EXPECT_EQ(error.message(), "eleven");
-  }
-  EXPECT_EQ(workers.map([](int x) { return x; }, pool::range(0, 3)), (std::vector<int>{0, 1, 2}));
-}
-
-TYPED_TEST(EveryPool, RejectsFewerThanOneWorker) {
-  EXPECT_THROW(TypeParam(0), std::invalid_argument);
 }
 
 using GilThreadPoolTest = pool::testing::NoLeftoversTest;

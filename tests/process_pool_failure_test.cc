@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "pool/detail/protocol.h"
+#include "pool/detail/process/message.h"
 #include "pool/pool.h"
 #include "tests/leak_check.h"
 #include "tests/shared_object.h"

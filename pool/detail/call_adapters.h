@@ -17,18 +17,21 @@ struct Unit {
 };
 
 // f(std::get<0>(t), std::get<1>(t), ...) for a tuple-like item t; Unit when f returns void.
-template <class F>
+// kMoveArguments: the elements are passed as rvalues (apply's own copies of its arguments),
+// otherwise as lvalues (starmap's items, as map passes its items).
+template <class F, bool kMoveArguments = false>
 struct Starred {
   F function;
 
   template <class Tuple>
   decltype(auto) operator()(Tuple& arguments) {
-    using Raw = decltype(std::apply(function, arguments));
+    using Passed = std::conditional_t<kMoveArguments, Tuple&&, Tuple&>;
+    using Raw = decltype(std::apply(function, static_cast<Passed>(arguments)));
     if constexpr (std::is_void_v<Raw>) {
-      std::apply(function, arguments);
+      std::apply(function, static_cast<Passed>(arguments));
       return Unit{};
     } else {
-      return std::apply(function, arguments);
+      return std::apply(function, static_cast<Passed>(arguments));
     }
   }
 
@@ -38,6 +41,10 @@ struct Starred {
     archive(function);
   }
 };
+
+// apply's f(args...) as a task over one tuple of arguments.
+template <class F>
+using Applied = Starred<F, true>;
 
 template <class F>
 Starred<std::decay_t<F>> starred(F&& function) {

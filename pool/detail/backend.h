@@ -1,0 +1,67 @@
+// The backend contract: what a pool's machinery provides so that the one front end,
+// pool::BasicPool (pool/basic_pool.h), offers every public call on it. A backend is a movable
+// class; BasicPool calls it at compile time (a template parameter), so the seam costs no virtual
+// call and no allocation. ProcessBackend (process_backend.h), ThreadBackend (thread_backend.h) and
+// MpiBackend (mpi_backend.h) implement it; a new backend implements these members and is tested
+// by instantiating tests/pool_contract.h for its pool.
+//
+// What the front end does, once for all: the compile-time checks and result types
+// (call_checks.h, call_types.h), the AsyncState and its callbacks, apply as one call of a
+// starred function, starmap as map of a starred function, the progress bar, and forwarding
+// close/join/terminate. What a backend does: run chunks of a call somewhere (threads, processes,
+// ranks), hand back their results in input order with the lowest failing task, stream them, and
+// keep its own lifecycle.
+//
+//   // Tasks run in another address space: the function, items and results must travel (checked
+//   // at compile time by the front end), and a progress bar counts items in shared memory.
+//   static constexpr bool kTasksTravel;
+//   // Tasks count their items for the progress bar (a counter in memory the workers share).
+//   // When false, the backend draws progress itself from CallInfo::progress (MPI: by chunk).
+//   static constexpr bool kCountsItems;
+//
+//   // Workers that run calls now (what size() tells the user).
+//   int size() const;
+//   // What waiting on this backend's results must run (its event loop), or null when results
+//   // settle on their own (threads). Given to every AsyncState it settles.
+//   Driver* driver();
+//
+//   // f over every item of a sized range, results in input order into `state` (succeed), or its
+//   // lowest failing task, a lost worker, PoolNotRunning (fail). kBlocking: the caller waits on
+//   // `state` before f and inputs go away, so both may be used in place. Throws (before anything
+//   // runs) PoolNotRunning after close/terminate, std::length_error / OutOfMemory for sizes that
+//   // cannot exist. chunksize 0: Python's default, ceil(len / (4 * workers)).
+//   template <bool kBlocking, class R, class F, class Inputs>
+//   void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo call,
+//            std::shared_ptr<AsyncState<std::vector<R>>> state);
+//   // f(args...) once, on the backend's own copies of args as rvalues (f is an Applied<F>).
+//   template <bool kBlocking, class R, class F, class Tuple>
+//   void apply(F&& f, Tuple args, std::shared_ptr<AsyncState<R>> state);
+//   // f over any input range as a stream: input order (kOrdered) or (index, result) pairs in
+//   // completion order; bounded look-ahead; a failure thrown at its position after every
+//   // earlier result; an input that throws ends the stream after the chunks before it; dropping
+//   // the stream cancels what has not started.
+//   template <class Out, bool kOrdered, class F, class Inputs>
+//   ResultStream<Out> stream(F&& f, Inputs&& inputs, std::size_t chunksize, CallInfo call);
+//   // op(...op(init, f(x0))..., f(xn)): each chunk folded from init with op(T, R), the chunks'
+//   // values folded in input order with op(T, T). Blocks; f, op and inputs may be used in place.
+//   template <class F, class Inputs, class Op, class T>
+//   T map_reduce(F&& f, Inputs&& inputs, Op& op, T init, std::size_t chunksize, CallInfo call);
+//
+//   // Python's close(), join() and terminate(), with the same messages on every pool.
+//   void close();
+//   void join();
+//   void terminate();
+#ifndef POOL_DETAIL_BACKEND_H_
+#define POOL_DETAIL_BACKEND_H_
+
+namespace pool::detail {
+
+// What a backend is told about a call besides its function and inputs.
+struct CallInfo {
+  const char* name = "map";  // the public call, for messages and progress bars
+  bool progress = false;     // draw a bar (backends that count progress themselves)
+};
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_BACKEND_H_

@@ -1,0 +1,27 @@
+// How every pool cuts a call into chunks, and how far ahead of its reader a stream runs: one
+// policy, the same on threads, processes and ranks.
+#ifndef POOL_DETAIL_CHUNKING_H_
+#define POOL_DETAIL_CHUNKING_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pool::detail {
+
+// ceil(items / chunksize) without the overflow of (items + chunksize - 1) / chunksize, which
+// makes a huge chunksize (SIZE_MAX: "one chunk") zero chunks. A chunksize of 0 counts as 1.
+inline std::uint64_t chunk_count(std::uint64_t items, std::uint64_t chunksize) {
+  if (chunksize == 0) return items;
+  return items / chunksize + (items % chunksize != 0 ? 1 : 0);
+}
+
+// Python's Pool.map rule: ceil(len / (4 * workers)), at least 1.
+inline std::size_t default_chunksize(std::size_t items, std::size_t workers) {
+  const std::size_t per = 4 * (workers == 0 ? 1 : workers);
+  const std::size_t chunk = static_cast<std::size_t>(chunk_count(items, per));
+  return chunk == 0 ? 1 : chunk;
+}
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_CHUNKING_H_

@@ -1,0 +1,144 @@
+// MpiPool's backend (see backend.h): rank 0 cuts each call into encoded chunks and hands them to
+// the worker ranks; the task's code is named by its runner's registry id (function_identity.h).
+// Progress is counted on rank 0 as chunks come back, since tasks run on other nodes.
+#ifndef POOL_DETAIL_MPI_BACKEND_H_
+#define POOL_DETAIL_MPI_BACKEND_H_
+
+#include <algorithm>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <ranges>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "pool/async_result.h"
+#include "pool/detail/backend.h"
+#include "pool/detail/call_adapters.h"
+#include "pool/detail/call_types.h"
+#include "pool/detail/chunking.h"
+#include "pool/detail/function_identity.h"
+#include "pool/detail/mpi/jobs.h"
+#include "pool/detail/mpi/map_runners.h"
+#include "pool/detail/mpi/pool_core.h"
+#include "pool/result_stream.h"
+
+namespace pool::detail {
+
+class MpiBackend {
+ public:
+  static constexpr bool kTasksTravel = true;
+  static constexpr bool kCountsItems = false;
+
+  explicit MpiBackend(std::unique_ptr<MpiPoolCore> core) : core_(std::move(core)) {}
+
+  int size() const { return core_->size(); }
+  Progress* driver() { return core_.get(); }
+
+  template <bool kBlocking, class R, class F, class Inputs>
+  void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo call,
+           const std::shared_ptr<AsyncState<std::vector<R>>>& state) {
+    post_map<std::decay_t<F>, R>(
+        call, f, inputs, chunksize,
+        [state](std::vector<R>&& results) { state->succeed(std::move(results)); },
+        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+  }
+
+  // A map of one item: the arguments' tuple.
+  template <bool kBlocking, class R, class F, class Tuple>
+  void apply(F&& f, Tuple arguments, const std::shared_ptr<AsyncState<R>>& state) {
+    using Value = std::conditional_t<std::is_void_v<R>, Unit, R>;
+    const std::vector<Tuple> one{std::move(arguments)};
+    post_map<std::decay_t<F>, Value>(
+        CallInfo{"apply", false}, f, one, 1,
+        [state](std::vector<Value>&& results) {
+          if constexpr (std::is_void_v<R>) {
+            state->succeed();
+          } else {
+            state->succeed(std::move(results.front()));
+          }
+        },
+        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+  }
+
+  template <class Out, bool kOrdered, class F, class Inputs>
+  ResultStream<Out> stream(F&& f, Inputs&& inputs, std::size_t chunksize, CallInfo call) {
+    using Function = std::decay_t<F>;
+    using Reader = MpiChunkReader<Inputs>;
+    using Runner = MpiMapRunner<Function, typename Reader::Item, Reader::kLazyRange>;
+    using Job = MpiStreamJob<Inputs, ItemResult<F, std::remove_reference_t<Inputs>>, kOrdered>;
+    core_->check_can_submit();
+    auto job = std::make_shared<Job>(call.name, runner_id<Runner>(),
+                                     encode_task(static_cast<const Function&>(f)),
+                                     std::forward<Inputs>(inputs), chunksize, window());
+    if (call.progress) job->show_progress(job->total(), call.name);
+    core_->submit(job);
+    return ResultStream<Out>(std::make_unique<MpiStreamSource<Job>>(*core_, std::move(job)));
+  }
+
+  template <class F, class Inputs, class Op, class T>
+  T map_reduce(F& f, Inputs&& inputs, Op& op, T init, std::size_t chunksize, CallInfo call) {
+    using Function = std::decay_t<F>;
+    using Reader = MpiChunkReader<Inputs>;
+    using Job = MpiReduceJob<Inputs, T, Op>;
+    using Runner = MpiReduceRunner<Function, typename Reader::Item, Reader::kLazyRange, Op, T>;
+    core_->check_can_submit();
+    if (chunksize == 0) {
+      if constexpr (std::ranges::sized_range<std::views::all_t<Inputs>>) {
+        chunksize = default_chunksize(static_cast<std::size_t>(std::ranges::size(inputs)),
+                                      static_cast<std::size_t>(size()));
+      } else {
+        chunksize = 1;
+      }
+    }
+    std::string state = StatePacker()
+                            .add_encoded(encode_task(static_cast<const Function&>(f)))
+                            .add_encoded(encode_task(op))
+                            .add(init)
+                            .take();
+    auto job = std::make_shared<Job>(call.name, runner_id<Runner>(), std::move(state),
+                                     std::forward<Inputs>(inputs), chunksize, window(), op, init);
+    if (call.progress) job->show_progress(job->total(), call.name);
+    core_->submit(job);
+    return job->result(*core_);
+  }
+
+  void close() { core_->close(); }
+  void join() { core_->join(); }
+  void terminate() { core_->terminate(); }
+
+ private:
+  // Chunks a streaming call may have out: enough to keep every rank busy.
+  std::size_t window() const {
+    return std::max<std::size_t>(8, 4 * static_cast<std::size_t>(size()));
+  }
+
+  template <class Function, class R, class Inputs, class Succeed, class Fail>
+  void post_map(CallInfo call, const Function& f, const Inputs& inputs, std::size_t chunksize,
+                Succeed succeed, Fail fail) {
+    using Reader = MpiChunkReader<const Inputs&>;
+    using Runner = MpiMapRunner<Function, typename Reader::Item, Reader::kLazyRange>;
+    core_->check_can_submit();
+    const auto items = static_cast<std::size_t>(std::ranges::size(inputs));
+    if (chunksize == 0) chunksize = default_chunksize(items, static_cast<std::size_t>(size()));
+    // Before the chunk list is made: an impossible size must not exhaust memory on the way.
+    check_mpi_map_sizes<R>(call.name, items, chunk_count(items, chunksize));
+    Reader reader(inputs, chunksize);
+    std::deque<MpiChunk> chunks;
+    while (!reader.at_end()) reader.read(chunks.emplace_back());
+    auto job = std::make_shared<MpiMapJob<R>>(call.name, runner_id<Runner>(), encode_task(f),
+                                              std::move(chunks), items, std::move(succeed),
+                                              std::move(fail));
+    if (call.progress) job->show_progress(items, call.name);
+    core_->submit(std::move(job));
+  }
+
+  std::unique_ptr<MpiPoolCore> core_;
+};
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_MPI_BACKEND_H_

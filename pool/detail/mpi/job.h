@@ -1,0 +1,86 @@
+// One MpiPool call (map, imap, map_reduce, apply) on rank 0, as the pool's core drives it: the
+// chunks it hands out and what it does with their answers. pool/detail/mpi_jobs.h holds the calls.
+// Used from rank 0's pool thread only.
+#ifndef POOL_DETAIL_MPI_JOB_H_
+#define POOL_DETAIL_MPI_JOB_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pool/detail/task_failure.h"
+#include "pool/progress_bar.h"
+
+namespace pool::detail {
+
+// A chunk as rank 0 hands it out.
+struct MpiChunk {
+  std::uint64_t index = 0;      // within its call
+  std::int64_t first_item = 0;  // index of its first item in the call's inputs
+  std::uint64_t count = 0;
+  std::int64_t range_first = 0;  // pool::range inputs: the value of the first item
+  std::string items;             // other inputs: the encoded items (moved out when sent)
+};
+
+class MpiJob {
+ public:
+  // runner: the id of the runner that runs its chunks (see function_identity.h); state: what that
+  // runner is built from on each rank (the encoded task function, and op and init).
+  MpiJob(const char* name, std::uint64_t runner, std::string state)
+      : name_(name), runner_(runner), state_(std::move(state)) {}
+  virtual ~MpiJob() = default;
+  MpiJob(const MpiJob&) = delete;
+  MpiJob& operator=(const MpiJob&) = delete;
+
+  const char* name() const { return name_; }
+  std::uint64_t runner() const { return runner_; }
+  const std::string& state() const { return state_; }
+
+  // The next chunk to hand out; false when there is none now (inputs exhausted, a failure met, a
+  // stream's window full).
+  virtual bool next_chunk(MpiChunk& chunk) = 0;
+  // True once next_chunk will never give another chunk.
+  virtual bool exhausted() const = 0;
+  // Where `bytes` of results for `chunk` may be received in place, or nullptr.
+  virtual std::byte* destination(const MpiChunk& /*chunk*/, std::size_t /*bytes*/) {
+    return nullptr;
+  }
+  // The chunk's results: in `payload`, or already at destination() when in_place.
+  virtual void chunk_done(const MpiChunk& chunk, const std::byte* payload, std::size_t size,
+                          bool in_place) = 0;
+  virtual void chunk_failed(const MpiChunk& chunk, TaskFailure failure) = 0;
+  // Every chunk handed out was answered and exhausted() holds.
+  virtual void finish() = 0;
+  // The pool was terminated: give out no more chunks, fail the call, drop late results.
+  virtual void cancel(std::exception_ptr error) = 0;
+
+  // A progress bar for the call: items done are counted as chunks come back.
+  void show_progress(std::optional<std::uint64_t> total, const char* description);
+  void count_done(std::uint64_t items);
+  void end_progress();
+  std::uint64_t items_done() const { return items_done_; }
+  // The call's size when known, for reports.
+  std::optional<std::uint64_t> total() const { return total_; }
+  void set_total(std::optional<std::uint64_t> total) { total_ = total; }
+
+ private:
+  friend class MpiPoolCore;
+  const char* name_;
+  std::uint64_t runner_;
+  std::string state_;
+  std::uint64_t id_ = 0;         // set by the core
+  std::size_t in_flight_ = 0;    // chunks handed out, not answered
+  std::vector<int> ranks_told_;  // ranks that hold its runner
+  std::uint64_t items_done_ = 0;
+  std::optional<std::uint64_t> total_;
+  std::unique_ptr<ProgressBar> bar_;
+};
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_MPI_JOB_H_

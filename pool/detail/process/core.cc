@@ -1,0 +1,209 @@
+#include "pool/detail/process/core.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "pool/detail/memory_limits.h"
+#include "pool/detail/process/event_loop.h"
+#include "pool/detail/process/os.h"
+#include "pool/errors.h"
+
+namespace pool::detail {
+namespace {
+
+constexpr std::size_t kInitialArenaBytes = std::size_t{4} << 20;
+constexpr std::size_t kInitialResultBytes = std::size_t{1} << 20;
+
+}  // namespace
+
+ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
+    : owner_(::getpid()),
+      owner_thread_(std::this_thread::get_id()),
+      started_ns_(monotonic_now_ns()),
+      options_(std::move(options)),
+      loop_(std::make_unique<EventLoop>(
+          [this](std::uint32_t index, pid_t pid, const Message* message) {
+            return on_message(index, pid, message);
+          },
+          [this] { reap_exited(); })) {
+  if (workers < 1) {
+    throw std::invalid_argument("pool: a pool needs at least 1 worker, got " +
+                                std::to_string(workers));
+  }
+  if (options_.task_timeout.count() < 0) {
+    throw std::invalid_argument("pool: task_timeout must not be negative");
+  }
+  if (options_.start_timeout.count() < 0) {
+    throw std::invalid_argument("pool: start_timeout must not be negative");
+  }
+  oom_kills_seen_ = oom_kill_count();
+  if (!options_.allow_fork_with_threads) {
+    const int threads = settled_thread_count();
+    if (threads > 1) {
+      throw std::logic_error(
+          "pool: this process already runs " + std::to_string(threads) +
+          " threads; fork() would copy their locked mutexes into the workers. Create the "
+          "ProcessPool before starting threads, or set "
+          "ProcessPoolOptions::allow_fork_with_threads if the threads hold no locks the tasks "
+          "need");
+    }
+  }
+  const auto count = static_cast<std::size_t>(workers);
+  control_segment_ = SharedSegment::create(round_to_pages(ControlBlock::bytes_for(count)));
+  control_ = new (control_segment_.data()) ControlBlock;
+  control_->task_timeout_ns = options_.task_timeout.count();
+  control_->max_chunks_per_worker = options_.maxtasksperchild;
+  for (std::size_t i = 0; i < count; ++i) new (control_->slots() + i) WorkerSlot;
+  arena_ = Arena(SharedSegment::create(kInitialArenaBytes));
+  workers_.resize(count);
+  loop_->add_channels(count);
+  for (auto& worker : workers_) worker.results = SharedSegment::create(kInitialResultBytes);
+  if (options_.trace) {
+    trace_segment_ =
+        SharedSegment::create(round_to_pages(TraceSession::bytes_for(*options_.trace, workers)));
+    trace_ = std::make_unique<TraceSession>(options_.trace, "process", workers, started_ns_,
+                                            trace_segment_.data());
+  }
+
+  loop_->watch_children();
+  try {
+    for (std::uint32_t i = 0; i < count; ++i) spawn(i);
+    if (options_.initializer) wait_for_startup();
+    constructed_ = true;
+  } catch (...) {
+    stop_workers(true);  // the destructor will not run: reap the ones already forked
+    throw;
+  }
+}
+
+ProcessPoolCore::~ProcessPoolCore() {
+  if (::getpid() != owner_) return;
+  // Whoever destroys the pool has it to itself.
+  owner_thread_ = std::this_thread::get_id();
+  if (state_ != State::kTerminated && driving_ == 0) {
+    try {
+      close();
+      join();
+      return;
+    } catch (...) {
+      // Interrupted or broken while waiting: fall through and stop everything now.
+    }
+  }
+  state_ = State::kTerminated;
+  stop_workers(true);
+}
+
+void ProcessPoolCore::wait_for_startup() {
+  drive_until(
+      [this] {
+        if (broken_) return true;
+        for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+          const std::uint32_t started =
+              control_->slots()[i].started.load(std::memory_order_acquire);
+          if (workers_[i].alive && started != kStarted) return false;
+        }
+        return true;
+      },
+      std::nullopt);
+  if (broken_) std::rethrow_exception(broken_);
+}
+
+void ProcessPoolCore::stop_workers(bool kill_now) {
+  if (trace_) trace_->shutdown_begins();
+  // EOF on its socket tells an idle worker to exit; one stuck in a task is killed after a grace.
+  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+    if (!workers_[i].alive) continue;
+    if (kill_now) ::kill(workers_[i].pid, SIGKILL);
+    close_channel(i);
+  }
+  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+    Worker& worker = workers_[i];
+    if (worker.alive) {
+      reap(worker.pid, kill_now ? std::chrono::milliseconds(0) : kExitGrace);
+      worker.alive = false;
+      if (trace_) trace_->worker_ended(static_cast<int>(i), monotonic_now_ns());
+    }
+    worker.pending_results = SharedSegment();
+  }
+  if (trace_) trace_->finish();
+}
+
+int ProcessPoolCore::running() const { return static_cast<int>(workers_.size()) - vacant_; }
+
+void ProcessPoolCore::check_caller() const {
+  if (::getpid() != owner_) {
+    throw std::logic_error("pool: a ProcessPool can only be used by the process that created it");
+  }
+  // The arena, the job table and the event loop belong to one thread; a second caller would
+  // race on them.
+  if (std::this_thread::get_id() != owner_thread_) {
+    throw std::logic_error(
+        "pool: a ProcessPool, its results and its streams are used only by the thread that "
+        "created the pool; use one pool per thread, or a thread pool");
+  }
+}
+
+void ProcessPoolCore::check_can_submit() const {
+  check_caller();
+  if (driving_ > 0) {
+    throw std::logic_error("pool: a callback cannot submit work to or wait on its ProcessPool");
+  }
+  if (broken_) std::rethrow_exception(broken_);
+  if (state_ == State::kClosed) throw PoolNotRunning("pool: the pool was closed");
+  if (state_ == State::kTerminated) throw PoolNotRunning("pool: the pool was terminated");
+}
+
+const std::byte* ProcessPoolCore::results_of(std::uint32_t worker, std::uint64_t offset,
+                                             std::uint64_t size) const {
+  if (worker >= workers_.size() || offset > workers_[worker].results.size() ||
+      size > workers_[worker].results.size() - offset) {
+    throw std::runtime_error("pool: a chunk's results lie outside its worker's result buffer");
+  }
+  return workers_[worker].results.data() + offset;
+}
+
+void ProcessPoolCore::close() {
+  if (state_ == State::kRunning) state_ = State::kClosed;
+}
+
+void ProcessPoolCore::join() {
+  if (state_ == State::kRunning) {
+    throw std::logic_error("pool: join() needs close() or terminate() first");
+  }
+  if (state_ == State::kClosed && !broken_) {
+    drive_until(
+        [this] {
+          return std::all_of(live_.begin(), live_.end(),
+                             [](const LiveJob& j) { return j.settled; });
+        },
+        std::nullopt);
+  }
+  state_ = State::kTerminated;  // no replacements from here on
+  stop_workers(false);
+  live_.clear();
+}
+
+void ProcessPoolCore::terminate() {
+  if (state_ == State::kTerminated &&
+      std::none_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.alive; })) {
+    return;
+  }
+  state_ = State::kTerminated;
+  stop_workers(true);
+  fail_everything(std::make_exception_ptr(
+      PoolNotRunning("pool: the pool was terminated before this result was ready")));
+  for (LiveJob& job : live_) {
+    if (job.region != 0) arena_.free(job.region);
+    job.region = 0;
+    if (std::shared_ptr<JobListener> listener = std::move(job.listener)) listener->on_retired();
+  }
+  live_.clear();
+}
+
+}  // namespace pool::detail

@@ -1,0 +1,224 @@
+// The machinery behind ProcessPool, independent of any task type: it forks and replaces the
+// workers, owns the shared memory (control block, job arena, per-worker result buffers), posts
+// jobs, and drives the workers' sockets, SIGCHLD and SIGINT with one event loop.
+//
+// Nothing runs in the background in the parent: workers proceed on their own through shared
+// memory, and the parent notices what they finished whenever a caller drives (waits on a result,
+// submits work). Not thread-safe: one thread (the one that created the pool) makes every call.
+//
+// The event loop (Boost.Asio) is held by pointer and defined in event_loop.h, which only the .cc
+// files include, so that including this header costs no Asio. The private members are defined in
+// the .cc file named above each group; the public ones in core.cc, regions.cc (allocate_region),
+// job_table.cc (post, cancel, release_record) and drive.cc (drive_until). A worker's own side is
+// worker_main.h.
+#ifndef POOL_DETAIL_PROCESS_CORE_H_
+#define POOL_DETAIL_PROCESS_CORE_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pool/async_result.h"
+#include "pool/detail/process/arena.h"
+#include "pool/detail/process/protocol.h"
+#include "pool/detail/process/shared_segment.h"
+#include "pool/detail/process/worker_context.h"
+#include "pool/detail/task_failure.h"
+#include "pool/detail/trace_session.h"
+
+namespace pool::detail {
+
+class EventLoop;
+struct Message;
+
+struct CoreOptions {
+  bool allow_fork_with_threads = false;
+  std::function<void()> initializer;
+  std::uint64_t maxtasksperchild = 0;
+  std::chrono::nanoseconds task_timeout{0};
+  std::chrono::nanoseconds start_timeout{0};  // zero: none
+  bool handle_interrupts = true;
+  std::shared_ptr<Trace> trace;  // null: not traced
+};
+
+// Hears about one posted job, in the parent, while someone drives.
+class JobListener {
+ public:
+  virtual ~JobListener() = default;
+  // A chunk finished (jobs with a completion log only), in completion order; `error` is its
+  // TaskError when its task threw. Results are readable until the job is settled.
+  virtual void on_chunk(std::uint64_t /*chunk*/, const std::exception_ptr& /*error*/) {}
+  // Called once: every chunk finished (error null; results readable during the call), or the job
+  // failed or was cancelled (error set).
+  virtual void on_settled(const std::exception_ptr& error) = 0;
+  // No worker touches the job any more: no chunk will follow.
+  virtual void on_retired() {}
+};
+
+class ProcessPoolCore final : public Progress {
+ public:
+  ProcessPoolCore(int workers, CoreOptions options);
+  // Waits for every posted job, then stops the workers (close() + join()), unless terminated.
+  ~ProcessPoolCore() override;
+  ProcessPoolCore(const ProcessPoolCore&) = delete;
+  ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
+
+  // Worker slots: the pool's size as asked for. Job layouts keep one entry per slot.
+  int size() const { return static_cast<int>(workers_.size()); }
+  // Slots that hold a worker (running or starting): fewer than size() while a dead worker's
+  // replacement cannot be started.
+  int running() const;
+
+  // Throws PoolNotRunning after close()/terminate(), WorkerStartError or InitializerError when no
+  // worker can run, std::logic_error from another process or thread or from inside a callback.
+  void check_can_submit() const;
+
+  // An arena region of `bytes` for a new job: waits for running jobs to free space, or grows the
+  // arena once none run. Returns its offset.
+  std::uint64_t allocate_region(std::size_t bytes);
+  std::byte* arena() const { return arena_.data(); }
+  // Posts `job` (offsets already relative to the arena) whose parts lie in `region`. Returns its
+  // position. Waits while kJobSlots jobs are still in flight.
+  std::uint64_t post(const JobDescriptor& job, std::uint64_t region,
+                     std::shared_ptr<JobListener> listener);
+  // Stops handing out the job's chunks; its listener is settled with PoolNotRunning unless it was.
+  void cancel(std::uint64_t position);
+
+  // Progress: runs until done() or the deadline. Throws Interrupted on SIGINT (after terminating).
+  bool drive_until(const std::function<bool()>& done,
+                   std::optional<Clock::time_point> deadline) override;
+
+  // `size` bytes at `offset` of a worker's result buffer. Throws when outside the buffer.
+  const std::byte* results_of(std::uint32_t worker, std::uint64_t offset, std::uint64_t size) const;
+  // The parent has decoded one record of the worker's; the worker may reuse its buffer when all
+  // are.
+  void release_record(std::uint32_t worker);
+
+  void close();
+  void join();
+  void terminate();
+  // While alive, the pool has not been destroyed; streams check it before driving.
+  std::weak_ptr<void> lifetime() const { return lifetime_; }
+
+ private:
+  enum class State { kRunning, kClosed, kTerminated };
+  struct Worker {
+    pid_t pid = -1;
+    bool alive = false;
+    bool timed_out = false;
+    bool awaiting_arena_ack = false;
+    // No worker: its replacement could not be started; tried again at next_try_ns.
+    bool vacant = false;
+    std::int64_t next_try_ns = 0;
+    std::int64_t spawned_ns = 0;  // CLOCK_MONOTONIC, when forked
+    bool starting = false;        // forked, not yet seen ready
+    bool start_timed_out = false;
+    std::exception_ptr stopped_because;  // the parent stopped it (protocol error, no memory)
+    SharedSegment results;               // the worker's result buffer
+    SharedSegment pending_results;       // a larger one being handed over
+  };
+  struct LiveJob {
+    std::uint64_t position = 0;
+    JobDescriptor job;
+    std::uint64_t region = 0;  // 0 once freed
+    std::shared_ptr<JobListener> listener;
+    std::uint64_t logged = 0;  // completion log entries consumed
+    bool settled = false;
+    bool failed = false;  // cancelled by a death, a timeout or the caller
+  };
+
+  // spawn.cc
+  // Forks the worker of slot `index`; throws std::system_error when fork() fails and
+  // std::logic_error when other threads run (unless allowed).
+  void spawn(std::uint32_t index);
+  // spawn() for a replacement: a failure leaves the slot vacant, to be tried again with a
+  // back-off, and breaks the pool when no worker is left after kMaxStartTries.
+  void replace(std::uint32_t index);
+  // Tries again every vacant slot whose back-off has passed.
+  void retry_vacant_slots();
+  void note_start_failure(std::uint32_t index, std::string cause);
+
+  // timeouts.cc
+  void check_timeouts();
+  void check_start_timeouts();
+  // When the next retry or start-up deadline is due, if any.
+  std::optional<std::int64_t> next_start_event_ns() const;
+
+  // worker_exit.cc
+  // Stops a worker on purpose; its call fails with `why`.
+  void stop_worker(std::uint32_t index, std::exception_ptr why);
+  void on_exit(std::uint32_t index, int wait_status);
+
+  // control_channel.cc
+  // The event loop's handlers: a message (null at EOF) from the worker `pid` of slot `index`;
+  // returns whether to read on. reap_exited() runs on SIGCHLD.
+  bool on_message(std::uint32_t index, pid_t pid, const Message* message);
+  void reap_exited();
+  void handle_message(std::uint32_t index, const Message& message);
+  void close_channel(std::uint32_t index);
+  void reject(std::uint32_t index, const char* why);
+  // Reads the initializer's outcome from the worker's slot; `dead_pid` when the worker ended.
+  void note_startup(std::uint32_t index, pid_t dead_pid = -1);
+  bool send(std::uint32_t index, const Message& message, int passed_fd = -1);
+  void wake_workers();
+
+  // regions.cc
+  void grow_arena(std::size_t bytes);
+
+  // job_table.cc
+  void collect();
+  void settle(LiveJob& job, std::exception_ptr error);
+  std::exception_ptr lowest_failure(LiveJob& job);
+  // A TaskFailure a worker encoded in its result buffer.
+  TaskFailure read_failure(std::uint32_t worker, std::uint64_t offset, std::uint64_t size) const;
+  std::exception_ptr failure_of_chunk(LiveJob& job, std::uint64_t chunk);
+  bool all_workers_past(std::uint64_t position);
+  void fail_job_of_worker(std::uint32_t index, std::exception_ptr error);
+  LiveJob* find_job(std::uint64_t position);
+  void fail_everything(const std::exception_ptr& error);
+
+  // core.cc
+  void wait_for_startup();
+  void stop_workers(bool kill_now);
+  void check_caller() const;
+
+  pid_t owner_;
+  std::thread::id owner_thread_;
+  std::int64_t started_ns_;  // CLOCK_MONOTONIC, at construction
+  bool constructed_ = false;
+  int start_failures_ = 0;  // failed starts since a worker last started
+  std::string last_start_failure_;
+  std::uint64_t oom_kills_seen_ = 0;  // the kernel's count, when a worker death last read it
+  int starting_ = 0;                  // workers with `starting` set
+  int vacant_ = 0;                    // slots with `vacant` set
+  CoreOptions options_;
+  State state_ = State::kRunning;
+  int driving_ = 0;            // nesting depth of drive_until; callbacks run inside it
+  std::exception_ptr broken_;  // an initializer failed: nothing can run
+  SharedSegment control_segment_;
+  ControlBlock* control_ = nullptr;
+  Arena arena_;
+  int arena_acks_pending_ = 0;
+  std::uint64_t posted_ = 0;
+  std::deque<LiveJob> live_;  // positions [live_.front().position, posted_)
+  // The workers' channels, SIGCHLD and SIGINT; destroyed after workers_.
+  std::unique_ptr<EventLoop> loop_;
+  std::vector<Worker> workers_;
+  SharedSegment trace_segment_;  // the workers' trace buffers, when traced
+  std::unique_ptr<TraceSession> trace_;
+  std::shared_ptr<int> lifetime_ = std::make_shared<int>(0);
+};
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_PROCESS_CORE_H_

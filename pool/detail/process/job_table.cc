@@ -1,0 +1,198 @@
+// The job table: posted jobs from their posting until no worker touches them, the chunks and
+// failures the workers report in shared memory, and each job's listener settled exactly once.
+#include <atomic>
+#include <cstring>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+#include "pool/detail/process/core.h"
+#include "pool/detail/serialization.h"
+#include "pool/errors.h"
+
+namespace pool::detail {
+namespace {
+
+std::exception_ptr not_running(const char* why) {
+  return std::make_exception_ptr(PoolNotRunning(why));
+}
+
+}  // namespace
+
+std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t region,
+                                    std::shared_ptr<JobListener> listener) {
+  if (!live_.empty() && posted_ - live_.front().position >= kJobSlots) {
+    drive_until(
+        [this] {
+          return live_.empty() || posted_ - live_.front().position < kJobSlots ||
+                 state_ == State::kTerminated || broken_;
+        },
+        std::nullopt);
+  }
+  try {
+    check_can_submit();
+  } catch (...) {
+    arena_.free(region);
+    throw;
+  }
+  std::byte* base = arena_.data();
+  if (job.log_offset != 0)
+    std::memset(base + job.log_offset, 0, job.n_chunks * sizeof(std::uint32_t));
+  if (job.record_offset != 0)
+    std::memset(base + job.record_offset, 0, job.n_chunks * sizeof(ChunkRecord));
+  auto* failures = reinterpret_cast<WorkerFailure*>(base + job.failure_offset);
+  for (std::size_t w = 0; w < workers_.size(); ++w) new (failures + w) WorkerFailure{{0}, 0, 0};
+
+  const std::uint64_t position = posted_;
+  JobSlot& slot = control_->slot_of(position);
+  slot.job = job;
+  slot.next_chunk.store(0, std::memory_order_relaxed);
+  slot.log_cursor.store(0, std::memory_order_relaxed);
+  slot.completed.store(0, std::memory_order_relaxed);
+  slot.cancelled.store(0, std::memory_order_relaxed);
+  LiveJob live;
+  live.position = position;
+  live.job = job;
+  live.region = region;
+  live.listener = std::move(listener);
+  live_.push_back(std::move(live));
+  control_->posted.store(++posted_, std::memory_order_seq_cst);
+  wake_workers();
+  retry_vacant_slots();
+  return position;
+}
+
+ProcessPoolCore::LiveJob* ProcessPoolCore::find_job(std::uint64_t position) {
+  if (live_.empty() || position < live_.front().position || position >= posted_) return nullptr;
+  return &live_[position - live_.front().position];
+}
+
+void ProcessPoolCore::cancel(std::uint64_t position) {
+  LiveJob* job = find_job(position);
+  if (job == nullptr || job->settled) return;
+  job->failed = true;
+  control_->slot_of(position).cancelled.store(1, std::memory_order_seq_cst);
+  settle(*job, not_running("pool: the call was cancelled"));
+}
+
+void ProcessPoolCore::fail_job_of_worker(std::uint32_t index, std::exception_ptr error) {
+  const std::uint64_t position = control_->slots()[index].position.load(std::memory_order_acquire);
+  LiveJob* job = find_job(position);
+  if (job == nullptr || job->settled) return;
+  JobSlot& slot = control_->slot_of(position);
+  if (slot.completed.load(std::memory_order_acquire) == job->job.n_chunks) return;
+  job->failed = true;
+  slot.cancelled.store(1, std::memory_order_seq_cst);
+  // Reported at once; the job's memory stays until the other workers have left it.
+  settle(*job, std::move(error));
+}
+
+bool ProcessPoolCore::all_workers_past(std::uint64_t position) {
+  for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+    if (workers_[i].alive &&
+        control_->slots()[i].position.load(std::memory_order_seq_cst) <= position) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TaskFailure ProcessPoolCore::read_failure(std::uint32_t worker, std::uint64_t offset,
+                                          std::uint64_t size) const {
+  return Decoder<TaskFailure>(results_of(worker, offset, size), size).next();
+}
+
+std::exception_ptr ProcessPoolCore::failure_of_chunk(LiveJob& job, std::uint64_t chunk) {
+  auto* failures = reinterpret_cast<WorkerFailure*>(arena_.data() + job.job.failure_offset);
+  for (std::uint32_t w = 0; w < workers_.size(); ++w) {
+    if (failures[w].chunk_plus_one.load(std::memory_order_acquire) != chunk + 1) continue;
+    return std::make_exception_ptr(
+        read_failure(w, failures[w].offset, failures[w].size).to_error());
+  }
+  return std::make_exception_ptr(std::runtime_error("pool: a failed chunk left no failure record"));
+}
+
+std::exception_ptr ProcessPoolCore::lowest_failure(LiveJob& job) {
+  auto* failures = reinterpret_cast<WorkerFailure*>(arena_.data() + job.job.failure_offset);
+  std::optional<TaskFailure> lowest;
+  for (std::uint32_t w = 0; w < workers_.size(); ++w) {
+    if (failures[w].chunk_plus_one.load(std::memory_order_acquire) == 0) continue;
+    TaskFailure failure = read_failure(w, failures[w].offset, failures[w].size);
+    if (!lowest || failure.index < lowest->index) lowest = std::move(failure);
+  }
+  return lowest ? std::make_exception_ptr(lowest->to_error()) : nullptr;
+}
+
+void ProcessPoolCore::settle(LiveJob& job, std::exception_ptr error) {
+  if (job.settled) return;
+  job.settled = true;
+  // A copy: the listener may be dropped while it runs (terminate from a callback).
+  std::shared_ptr<JobListener> listener = job.listener;
+  if (listener) listener->on_settled(error);
+}
+
+void ProcessPoolCore::collect() {
+  for (LiveJob& job : live_) {
+    if (job.region == 0) continue;  // retired; waits for the workers to move past its slot
+    JobSlot& slot = control_->slot_of(job.position);
+    const std::uint64_t completed = slot.completed.load(std::memory_order_acquire);
+    // Read before the log: a worker writes its entries before it moves past the job.
+    const bool past = all_workers_past(job.position);
+    // Chunks finished after a failure are still reported: a stream yields them before it.
+    if (job.job.log_offset != 0) {
+      auto* log = reinterpret_cast<std::atomic<std::uint32_t>*>(arena_.data() + job.job.log_offset);
+      while (job.logged < job.job.n_chunks && job.listener) {
+        const std::uint32_t entry = log[job.logged].load(std::memory_order_acquire);
+        if (entry == 0) break;
+        ++job.logged;
+        const std::uint64_t chunk = (entry & ~kChunkFailedBit) - 1;
+        const bool failed = (entry & kChunkFailedBit) != 0;
+        job.listener->on_chunk(chunk, failed ? failure_of_chunk(job, chunk) : nullptr);
+      }
+    }
+    const bool all_done = completed == job.job.n_chunks;
+    if (!job.settled) {
+      if (all_done) {
+        settle(job, lowest_failure(job));
+      } else if (slot.cancelled.load(std::memory_order_seq_cst) != 0 && past) {
+        std::exception_ptr error = lowest_failure(job);
+        settle(job, error ? error : not_running("pool: the call was cancelled"));
+      }
+    }
+    if (job.settled && (all_done || past)) {
+      // Records nobody decoded (a failed or cancelled call) are released with the job.
+      if (job.job.record_offset != 0) {
+        auto* records = reinterpret_cast<ChunkRecord*>(arena_.data() + job.job.record_offset);
+        for (std::uint64_t c = 0; c < job.job.n_chunks; ++c) {
+          if (records[c].state == kRecordWritten) release_record(records[c].worker);
+        }
+      }
+      auto* failures = reinterpret_cast<WorkerFailure*>(arena_.data() + job.job.failure_offset);
+      for (std::uint32_t w = 0; w < workers_.size(); ++w) {
+        if (failures[w].chunk_plus_one.load(std::memory_order_acquire) != 0) release_record(w);
+      }
+      arena_.free(job.region);
+      job.region = 0;
+      if (std::shared_ptr<JobListener> listener = std::move(job.listener)) listener->on_retired();
+    }
+  }
+  while (!live_.empty() && live_.front().region == 0 && all_workers_past(live_.front().position)) {
+    live_.pop_front();
+  }
+}
+
+void ProcessPoolCore::release_record(std::uint32_t worker) {
+  control_->slots()[worker].records_consumed.fetch_add(1, std::memory_order_release);
+}
+
+void ProcessPoolCore::fail_everything(const std::exception_ptr& error) {
+  for (LiveJob& job : live_) {
+    if (job.settled) continue;
+    job.failed = true;
+    control_->slot_of(job.position).cancelled.store(1, std::memory_order_seq_cst);
+    settle(job, error);
+  }
+}
+
+}  // namespace pool::detail

@@ -1,0 +1,141 @@
+// Starting workers: the fork itself, and replacements that are tried again with a back-off when
+// they cannot be started.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "pool/detail/process/core.h"
+#include "pool/detail/process/event_loop.h"
+#include "pool/detail/process/os.h"
+#include "pool/detail/process/worker_main.h"
+#include "pool/errors.h"
+
+namespace pool::detail {
+namespace {
+
+// A replacement that cannot be started is tried again after 50 ms, then twice as long each time
+// up to 1 s; with no worker left, the pool gives up after this many tries (about 3.5 s).
+constexpr std::int64_t kFirstRetryNs = 50'000'000;
+constexpr std::int64_t kLongestRetryNs = 1'000'000'000;
+constexpr int kMaxStartTries = 8;
+
+}  // namespace
+
+void ProcessPoolCore::spawn(std::uint32_t index) {
+  // The constructor checked already; threads started since would deadlock a worker the same way.
+  if (constructed_ && !options_.allow_fork_with_threads) {
+    const int threads = settled_thread_count();
+    if (threads > 1) {
+      throw std::logic_error("this process now runs " + std::to_string(threads) +
+                             " threads, and fork() would copy their locked mutexes into a new "
+                             "worker (stop them, or set "
+                             "ProcessPoolOptions::allow_fork_with_threads)");
+    }
+  }
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    throw std::system_error(errno, std::generic_category(), "pool: socketpair for a worker");
+  }
+  WorkerSlot& slot = control_->slots()[index];
+  slot.current_item.store(kNoItem, std::memory_order_relaxed);
+  slot.item_started_ns.store(0, std::memory_order_relaxed);
+  slot.sleeping.store(0, std::memory_order_relaxed);
+  slot.started.store(kInitializing, std::memory_order_relaxed);
+  // A replacement helps with every job still in flight.
+  slot.position.store(live_.empty() ? posted_ : live_.front().position, std::memory_order_release);
+  // The first workers' start-up is the pool's; a replacement's starts now.
+  const bool first = workers_[index].pid < 0;
+  const std::int64_t startup_ns = first ? started_ns_ : monotonic_now_ns();
+  // Flushed now, or each worker would print the parent's buffered output again when it exits.
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int error = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw std::system_error(error, std::generic_category(), "pool: fork of a worker");
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    close_parent_ends();
+    // The worker dies with the parent, even when the parent is killed by SIGKILL.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != owner_) ::_exit(1);
+    ::signal(SIGCHLD, SIG_DFL);
+    // Ctrl-C reaches the whole process group; the parent decides what happens to workers.
+    ::signal(SIGINT, SIG_IGN);
+    WorkerSetup setup;
+    setup.control = control_;
+    setup.index = index;
+    setup.fd = fds[1];
+    setup.arena = arena_.data();
+    setup.results = &workers_[index].results;
+    setup.initializer = &options_.initializer;
+    setup.trace = trace_ ? trace_->buffer(static_cast<int>(index)) : nullptr;
+    setup.startup_ns = startup_ns;
+    worker_main(setup);
+  }
+  ::close(fds[1]);
+  remember_parent_end(fds[0]);
+  Worker& worker = workers_[index];
+  worker.pid = pid;
+  worker.alive = true;
+  worker.timed_out = false;
+  worker.awaiting_arena_ack = false;
+  worker.stopped_because = nullptr;
+  worker.spawned_ns = monotonic_now_ns();
+  worker.start_timed_out = false;
+  if (!worker.starting) ++starting_;
+  worker.starting = true;
+  loop_->open(index, fds[0], pid);
+}
+
+void ProcessPoolCore::replace(std::uint32_t index) {
+  try {
+    spawn(index);
+  } catch (const std::exception& error) {
+    note_start_failure(index, error.what());
+  }
+}
+
+void ProcessPoolCore::note_start_failure(std::uint32_t index, std::string cause) {
+  Worker& worker = workers_[index];
+  const std::int64_t now = monotonic_now_ns();
+  ++start_failures_;
+  last_start_failure_ = std::move(cause);
+  if (!worker.vacant) ++vacant_;
+  worker.vacant = true;
+  const int doublings = std::min(start_failures_ - 1, 5);
+  worker.next_try_ns = now + std::min(kFirstRetryNs << doublings, kLongestRetryNs);
+  // Workers still running carry on (size() says how many); with none left, calls cannot finish.
+  // A start-up that overran its bound, or a failure while the constructor runs, is not retried
+  // then: it would only overrun again.
+  if (broken_ || (constructed_ && running() > 0)) return;
+  if (!constructed_ || start_failures_ >= kMaxStartTries || worker.start_timed_out) {
+    broken_ = std::make_exception_ptr(WorkerStartError(last_start_failure_, start_failures_));
+    fail_everything(broken_);
+  }
+}
+
+void ProcessPoolCore::retry_vacant_slots() {
+  if (vacant_ == 0 || broken_ || state_ == State::kTerminated) return;
+  const std::int64_t time = monotonic_now_ns();
+  for (std::uint32_t i = 0; i < workers_.size() && !broken_; ++i) {
+    Worker& worker = workers_[i];
+    if (!worker.vacant || time < worker.next_try_ns) continue;
+    worker.vacant = false;
+    --vacant_;
+    replace(i);
+  }
+}
+
+}  // namespace pool::detail

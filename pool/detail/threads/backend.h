@@ -1,0 +1,98 @@
+// The thread pools' backend (see backend.h): calls become ThreadPoolCore jobs whose chunks run
+// in the pool's threads, in the caller's memory. Blocking calls use f and the inputs in place;
+// the others copy f, and map_async copies the items (a pool::range as its bounds), as Python's
+// map_async copies its iterable into a list.
+#ifndef POOL_DETAIL_THREADS_BACKEND_H_
+#define POOL_DETAIL_THREADS_BACKEND_H_
+
+#include <cstddef>
+#include <memory>
+#include <ranges>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "pool/async_result.h"
+#include "pool/detail/backend.h"
+#include "pool/detail/call_adapters.h"
+#include "pool/detail/chunking.h"
+#include "pool/detail/threads/chunk_stream.h"
+#include "pool/detail/threads/core.h"
+#include "pool/detail/threads/map_jobs.h"
+#include "pool/range.h"
+#include "pool/result_stream.h"
+
+namespace pool::detail {
+
+class ThreadBackend {
+ public:
+  static constexpr bool kTasksTravel = false;
+  static constexpr bool kCountsItems = true;
+
+  explicit ThreadBackend(std::unique_ptr<ThreadPoolCore> core) : core_(std::move(core)) {}
+
+  int size() const { return core_->size(); }
+  Progress* driver() { return nullptr; }  // threads settle results themselves
+  ThreadPoolCore& core() const { return *core_; }
+
+  template <bool kBlocking, class R, class F, class Inputs>
+  void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo,
+           const std::shared_ptr<AsyncState<std::vector<R>>>& state) {
+    core_->check_can_submit();
+    const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
+    constexpr bool kOwnsItems = !kBlocking && !is_pool_range<Inputs>::value;
+    check_map_sizes<R>(n, kOwnsItems ? sizeof(std::ranges::range_value_t<const Inputs>) : 0);
+    if (chunksize == 0) chunksize = default_chunksize(n, static_cast<std::size_t>(size()));
+    if constexpr (kBlocking) {
+      if (n == 0) return state->succeed(std::vector<R>());
+      using Fn = std::remove_reference_t<F>&;
+      core_->submit(
+          std::make_shared<ThreadMapJob<Fn, const Inputs&, R>>(f, inputs, n, chunksize, state));
+    } else {
+      using Owned =
+          std::conditional_t<kOwnsItems, std::vector<std::ranges::range_value_t<const Inputs>>,
+                             Inputs>;
+      Owned owned = [&] {
+        if constexpr (kOwnsItems) {
+          Owned items;
+          items.reserve(n);
+          for (const auto& item : inputs) items.push_back(item);
+          return items;
+        } else {
+          return inputs;
+        }
+      }();
+      core_->submit(std::make_shared<ThreadMapJob<std::decay_t<F>, Owned, R>>(
+          std::forward<F>(f), std::move(owned), n, chunksize, state));
+    }
+  }
+
+  template <bool kBlocking, class R, class G, bool kMove, class Tuple>
+  void apply(Starred<G, kMove>&& f, Tuple arguments, const std::shared_ptr<AsyncState<R>>& state) {
+    core_->submit(std::make_shared<ThreadApplyJob<G, Tuple, R>>(std::forward<G>(f.function),
+                                                                std::move(arguments), state));
+  }
+
+  // The stream owns a copy of f, and the input when it is an rvalue.
+  template <class Out, bool kOrdered, class F, class Inputs>
+  ResultStream<Out> stream(F&& f, Inputs&& inputs, std::size_t chunksize, CallInfo) {
+    return thread_imap<Out, kOrdered>(*core_, std::forward<F>(f), std::forward<Inputs>(inputs),
+                                      chunksize);
+  }
+
+  template <class F, class Inputs, class Op, class T>
+  T map_reduce(F& f, Inputs&& inputs, Op& op, T init, std::size_t chunksize, CallInfo) {
+    return thread_map_reduce(*core_, f, inputs, op, std::move(init), chunksize);
+  }
+
+  void close() { core_->close(); }
+  void join() { core_->join(); }
+  void terminate() { core_->terminate(); }
+
+ private:
+  std::unique_ptr<ThreadPoolCore> core_;
+};
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_THREADS_BACKEND_H_
