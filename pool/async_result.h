@@ -50,9 +50,9 @@ using Clock = std::chrono::steady_clock;
 
 // Makes progress on behalf of a waiter: a ProcessPool's event loop, which only runs when someone
 // waits. Thread pools have none: their threads settle results themselves.
-class Progress {
+class Driver {
  public:
-  virtual ~Progress() = default;
+  virtual ~Driver() = default;
   // Runs until done() or the deadline; true when done() held.
   virtual bool drive_until(const std::function<bool()>& done,
                            std::optional<Clock::time_point> deadline) = 0;
@@ -77,7 +77,7 @@ inline void report_ignored_callback_exception(const char* which) noexcept {
 
 class AsyncStateBase {
  public:
-  explicit AsyncStateBase(Progress* progress) : progress_(progress) {}
+  explicit AsyncStateBase(Driver* driver) : driver_(driver) {}
   virtual ~AsyncStateBase() = default;
   AsyncStateBase(const AsyncStateBase&) = delete;
   AsyncStateBase& operator=(const AsyncStateBase&) = delete;
@@ -93,11 +93,10 @@ class AsyncStateBase {
   static constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
   bool wait_until(Clock::time_point deadline) {
     const bool timed = deadline != kNoDeadline;
-    if (Progress* progress = progress_.load(std::memory_order_acquire)) {
+    if (Driver* driver = driver_.load(std::memory_order_acquire)) {
       if (settled()) return true;
-      return progress->drive_until(
-          [this] { return settled(); },
-          timed ? std::optional<Clock::time_point>(deadline) : std::nullopt);
+      return driver->drive_until([this] { return settled(); },
+                                 timed ? std::optional<Clock::time_point>(deadline) : std::nullopt);
     }
     std::unique_lock<std::mutex> guard(mutex_);
     while (current_wait_hook != nullptr) {
@@ -118,8 +117,8 @@ class AsyncStateBase {
   // A non-blocking look: lets a ProcessPool notice finished work first.
   bool poll() {
     if (settled()) return true;
-    if (Progress* progress = progress_.load(std::memory_order_acquire))
-      progress->drive_until([this] { return settled(); }, Clock::now());
+    if (Driver* driver = driver_.load(std::memory_order_acquire))
+      driver->drive_until([this] { return settled(); }, Clock::now());
     return settled();
   }
 
@@ -148,7 +147,7 @@ class AsyncStateBase {
       error_ = std::move(error);
       settled_ = true;
     }
-    progress_.store(nullptr, std::memory_order_release);
+    driver_.store(nullptr, std::memory_order_release);
     settled_cv_.notify_all();
   }
 
@@ -159,7 +158,7 @@ class AsyncStateBase {
   bool settled_ = false;
   std::exception_ptr error_;
   // Atomic: a thread pool settles the state in a worker while another thread waits on it.
-  std::atomic<Progress*> progress_;
+  std::atomic<Driver*> driver_;
 };
 
 // AsyncState<R>::Callback. A specialization for void: std::conditional_t would still form
@@ -179,8 +178,8 @@ class AsyncState final : public AsyncStateBase {
   using Callback = typename SuccessCallback<R>::type;
   using ErrorCallback = std::function<void(std::exception_ptr)>;
 
-  AsyncState(Progress* progress, Callback callback, ErrorCallback error_callback)
-      : AsyncStateBase(progress),
+  AsyncState(Driver* driver, Callback callback, ErrorCallback error_callback)
+      : AsyncStateBase(driver),
         callback_(std::move(callback)),
         error_callback_(std::move(error_callback)) {}
 

@@ -36,7 +36,7 @@ class MpiBackend {
   explicit MpiBackend(std::unique_ptr<MpiPoolCore> core) : core_(std::move(core)) {}
 
   int size() const { return core_->size(); }
-  Progress* driver() { return core_.get(); }
+  Driver* driver() { return core_.get(); }
 
   template <bool kBlocking, class R, class F, class Inputs>
   void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo call,

@@ -85,7 +85,7 @@ MpiPoolCore::MpiPoolCore(int workers, std::shared_ptr<Trace> trace) {
 
 MpiPoolCore::~MpiPoolCore() {
   try {
-    if (!terminated_) {
+    if (!lifecycle_.terminated()) {
       close();
       join();
     } else {
@@ -108,9 +108,7 @@ MpiPoolCore::~MpiPoolCore() {
 
 int MpiPoolCore::size() const { return ranks_.empty() ? 1 : static_cast<int>(ranks_.size()); }
 
-void MpiPoolCore::check_can_submit() const {
-  if (closed_ || terminated_) throw PoolNotRunning("pool::MpiPool: the pool is not running");
-}
+void MpiPoolCore::check_can_submit() const { lifecycle_.check_open(); }
 
 void MpiPoolCore::submit(std::shared_ptr<MpiJob> job) {
   check_can_submit();
@@ -118,25 +116,22 @@ void MpiPoolCore::submit(std::shared_ptr<MpiJob> job) {
   jobs_.push_back(std::move(job));
 }
 
-void MpiPoolCore::close() { closed_ = true; }
+void MpiPoolCore::close() { lifecycle_.close(); }
 
 void MpiPoolCore::join() {
-  if (!closed_ && !terminated_) {
-    throw std::logic_error("pool::MpiPool::join: call close() or terminate() first");
-  }
+  lifecycle_.check_can_join();
   drive_until([this] { return jobs_.empty(); }, std::nullopt);
+  lifecycle_.stopped();
   end_trace();
 }
 
 void MpiPoolCore::terminate() {
-  if (terminated_) return;
-  terminated_ = true;
-  closed_ = true;
+  if (!lifecycle_.terminate()) return;
   // A task running on another rank cannot be stopped from here: the rest is cancelled and the
   // running chunks' results are dropped as they come (their spans, within the shutdown, stay).
   if (trace_) trace_->shutdown_begins();
   for (const auto& job : jobs_) {
-    job->cancel(std::make_exception_ptr(PoolNotRunning("pool::MpiPool: the pool was terminated")));
+    job->cancel(Lifecycle::terminated_before_done());
   }
   drive_until([this] { return jobs_.empty(); }, std::nullopt);
   end_trace();

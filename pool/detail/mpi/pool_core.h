@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "pool/async_result.h"
+#include "pool/detail/lifecycle.h"
 #include "pool/detail/mpi/call.h"
 #include "pool/detail/mpi/job.h"
 #include "pool/detail/trace_session.h"
@@ -57,7 +58,7 @@ namespace mpi {
 struct ChunkTimes;
 }  // namespace mpi
 
-class MpiPoolCore final : public Progress {
+class MpiPoolCore final : public Driver {
  public:
   static constexpr std::size_t kChunksPerRank = 2;
 
@@ -118,8 +119,7 @@ class MpiPoolCore final : public Progress {
   // Local mode: each call's runner, built on its first chunk.
   std::vector<std::pair<const MpiJob*, MpiCall>> local_calls_;
   std::uint64_t next_job_id_ = 1;
-  bool closed_ = false;
-  bool terminated_ = false;
+  Lifecycle lifecycle_;
   // While traced: the rows (one per worker rank, or rank 0's own in a job of one rank), each
   // worker rank's clock minus rank 0's, and when each row was ready (rank 0's clock).
   std::unique_ptr<TraceSession> trace_;

@@ -34,7 +34,7 @@ class ProcessBackend {
   explicit ProcessBackend(std::unique_ptr<ProcessPoolCore> core) : core_(std::move(core)) {}
 
   int size() const { return core_ ? core_->running() : 0; }
-  Progress* driver() { return &core(); }
+  Driver* driver() { return &core(); }
   ProcessPoolCore& core() const {
     if (!core_) throw std::logic_error("pool: this ProcessPool was moved from");
     return *core_;

@@ -86,7 +86,7 @@ ProcessPoolCore::~ProcessPoolCore() {
   if (::getpid() != owner_) return;
   // Whoever destroys the pool has it to itself.
   owner_thread_ = std::this_thread::get_id();
-  if (state_ != State::kTerminated && driving_ == 0) {
+  if (lifecycle_.state() < Lifecycle::State::kStopped && driving_ == 0) {
     try {
       close();
       join();
@@ -95,7 +95,7 @@ ProcessPoolCore::~ProcessPoolCore() {
       // Interrupted or broken while waiting: fall through and stop everything now.
     }
   }
-  state_ = State::kTerminated;
+  lifecycle_.terminate();
   stop_workers(true);
 }
 
@@ -155,8 +155,7 @@ void ProcessPoolCore::check_can_submit() const {
     throw std::logic_error("pool: a callback cannot submit work to or wait on its ProcessPool");
   }
   if (broken_) std::rethrow_exception(broken_);
-  if (state_ == State::kClosed) throw PoolNotRunning("pool: the pool was closed");
-  if (state_ == State::kTerminated) throw PoolNotRunning("pool: the pool was terminated");
+  lifecycle_.check_open();
 }
 
 const std::byte* ProcessPoolCore::results_of(std::uint32_t worker, std::uint64_t offset,
@@ -168,15 +167,11 @@ const std::byte* ProcessPoolCore::results_of(std::uint32_t worker, std::uint64_t
   return workers_[worker].results.data() + offset;
 }
 
-void ProcessPoolCore::close() {
-  if (state_ == State::kRunning) state_ = State::kClosed;
-}
+void ProcessPoolCore::close() { lifecycle_.close(); }
 
 void ProcessPoolCore::join() {
-  if (state_ == State::kRunning) {
-    throw std::logic_error("pool: join() needs close() or terminate() first");
-  }
-  if (state_ == State::kClosed && !broken_) {
+  lifecycle_.check_can_join();
+  if (lifecycle_.state() == Lifecycle::State::kClosed && !broken_) {
     drive_until(
         [this] {
           return std::all_of(live_.begin(), live_.end(),
@@ -184,20 +179,19 @@ void ProcessPoolCore::join() {
         },
         std::nullopt);
   }
-  state_ = State::kTerminated;  // no replacements from here on
+  lifecycle_.stopped();  // no replacements from here on
   stop_workers(false);
   live_.clear();
 }
 
 void ProcessPoolCore::terminate() {
-  if (state_ == State::kTerminated &&
+  if (lifecycle_.state() >= Lifecycle::State::kStopped &&
       std::none_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.alive; })) {
     return;
   }
-  state_ = State::kTerminated;
+  lifecycle_.terminate();
   stop_workers(true);
-  fail_everything(std::make_exception_ptr(
-      PoolNotRunning("pool: the pool was terminated before this result was ready")));
+  fail_everything(Lifecycle::terminated_before_done());
   for (LiveJob& job : live_) {
     if (job.region != 0) arena_.free(job.region);
     job.region = 0;

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "pool/async_result.h"
+#include "pool/detail/lifecycle.h"
 #include "pool/detail/process/arena.h"
 #include "pool/detail/process/protocol.h"
 #include "pool/detail/process/shared_segment.h"
@@ -65,7 +66,7 @@ class JobListener {
   virtual void on_retired() {}
 };
 
-class ProcessPoolCore final : public Progress {
+class ProcessPoolCore final : public Driver {
  public:
   ProcessPoolCore(int workers, CoreOptions options);
   // Waits for every posted job, then stops the workers (close() + join()), unless terminated.
@@ -94,7 +95,7 @@ class ProcessPoolCore final : public Progress {
   // Stops handing out the job's chunks; its listener is settled with PoolNotRunning unless it was.
   void cancel(std::uint64_t position);
 
-  // Progress: runs until done() or the deadline. Throws Interrupted on SIGINT (after terminating).
+  // Driver: runs until done() or the deadline. Throws Interrupted on SIGINT (after terminating).
   bool drive_until(const std::function<bool()>& done,
                    std::optional<Clock::time_point> deadline) override;
 
@@ -111,7 +112,6 @@ class ProcessPoolCore final : public Progress {
   std::weak_ptr<void> lifetime() const { return lifetime_; }
 
  private:
-  enum class State { kRunning, kClosed, kTerminated };
   struct Worker {
     pid_t pid = -1;
     bool alive = false;
@@ -202,7 +202,7 @@ class ProcessPoolCore final : public Progress {
   int starting_ = 0;                  // workers with `starting` set
   int vacant_ = 0;                    // slots with `vacant` set
   CoreOptions options_;
-  State state_ = State::kRunning;
+  Lifecycle lifecycle_;
   int driving_ = 0;            // nesting depth of drive_until; callbacks run inside it
   std::exception_ptr broken_;  // an initializer failed: nothing can run
   SharedSegment control_segment_;

@@ -26,7 +26,7 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
     drive_until(
         [this] {
           return live_.empty() || posted_ - live_.front().position < kJobSlots ||
-                 state_ == State::kTerminated || broken_;
+                 lifecycle_.state() >= Lifecycle::State::kStopped || broken_;
         },
         std::nullopt);
   }

@@ -28,7 +28,7 @@ std::uint64_t ProcessPoolCore::allocate_region(std::size_t bytes) {
       continue;
     }
     // Running jobs hold the space: wait until one finishes, then try again.
-    drive_until([&] { return arena_.regions() < before || broken_ || state_ != State::kRunning; },
+    drive_until([&] { return arena_.regions() < before || broken_ || !lifecycle_.open(); },
                 std::nullopt);
     check_can_submit();
   }

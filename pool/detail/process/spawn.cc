@@ -127,7 +127,7 @@ void ProcessPoolCore::note_start_failure(std::uint32_t index, std::string cause)
 }
 
 void ProcessPoolCore::retry_vacant_slots() {
-  if (vacant_ == 0 || broken_ || state_ == State::kTerminated) return;
+  if (vacant_ == 0 || broken_ || lifecycle_.state() >= Lifecycle::State::kStopped) return;
   const std::int64_t time = monotonic_now_ns();
   for (std::uint32_t i = 0; i < workers_.size() && !broken_; ++i) {
     Worker& worker = workers_[i];

@@ -45,7 +45,7 @@ void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {
     worker.starting = false;
     --starting_;
   }
-  if (state_ == State::kTerminated) return;
+  if (lifecycle_.state() >= Lifecycle::State::kStopped) return;
   if (worker.start_timed_out) {
     return note_start_failure(
         index, "worker process " + std::to_string(worker.pid) + " did not become ready within " +

@@ -32,7 +32,7 @@ class ThreadBackend {
   explicit ThreadBackend(std::unique_ptr<ThreadPoolCore> core) : core_(std::move(core)) {}
 
   int size() const { return core_->size(); }
-  Progress* driver() { return nullptr; }  // threads settle results themselves
+  Driver* driver() { return nullptr; }  // threads settle results themselves
   ThreadPoolCore& core() const { return *core_; }
 
   template <bool kBlocking, class R, class F, class Inputs>
