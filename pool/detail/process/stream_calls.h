@@ -131,10 +131,22 @@ class BatchFeeder {
       remaining_ = static_cast<std::uint64_t>(std::ranges::size(view_));
     }
   }
+  // Cancels the chunks not started and, as the stream contract says, waits for the running ones:
+  // no task of the stream runs once it is gone.
   ~BatchFeeder() {
     if (lifetime_.expired()) return;
     for (auto& batch : window_) {
       if (!batch->settled) core_->cancel(batch->position);
+    }
+    try {
+      core_->drive_until(
+          [this] {
+            return std::all_of(window_.begin(), window_.end(),
+                               [](const auto& batch) { return batch->retired; });
+          },
+          std::nullopt);
+    } catch (...) {
+      // Interrupted or terminated meanwhile: the pool stopped its workers.
     }
   }
   BatchFeeder(const BatchFeeder&) = delete;
