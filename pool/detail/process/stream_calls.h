@@ -22,6 +22,7 @@
 #include "pool/detail/chunking.h"
 #include "pool/detail/process/core.h"
 #include "pool/detail/process/job_builder.h"
+#include "pool/detail/stream_input.h"
 #include "pool/errors.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
@@ -104,8 +105,8 @@ class BatchListener final : public JobListener {
 template <class F, class Inputs, class Result>
 class BatchFeeder {
  public:
-  using View = std::views::all_t<Inputs>;
-  using Item = std::ranges::range_value_t<View>;
+  using Input = StreamInput<Inputs>;
+  using Item = typename Input::Item;
   static constexpr bool kLazyRange = is_pool_range<std::remove_cvref_t<Inputs>>::value;
   static constexpr std::size_t kWindow = 2;
 
@@ -115,8 +116,7 @@ class BatchFeeder {
       : core_(&core),
         lifetime_(core.lifetime()),
         function_(std::move(function)),
-        view_(std::views::all(std::forward<Inputs>(inputs))),
-        next_(std::ranges::begin(view_)),
+        input_(std::forward<Inputs>(inputs)),
         chunksize_(chunksize == 0 ? 1 : chunksize),
         per_chunk_(per_chunk),
         add_reduction_(std::move(add_reduction)),
@@ -127,9 +127,6 @@ class BatchFeeder {
                                 kMaxLoggedChunks);
     // A huge chunksize makes one batch of everything rather than an overflowed, empty one.
     batch_items_ = chunksize_ > SIZE_MAX / chunks ? SIZE_MAX : chunks * chunksize_;
-    if constexpr (std::ranges::sized_range<View>) {
-      remaining_ = static_cast<std::uint64_t>(std::ranges::size(view_));
-    }
   }
   // Cancels the chunks not started and, as the stream contract says, waits for the running ones:
   // no task of the stream runs once it is gone.
@@ -159,14 +156,7 @@ class BatchFeeder {
     check_alive();
     while (window_.size() < kWindow && !exhausted()) post_batch();
   }
-  bool exhausted() {
-    if (input_error_) return true;
-    if constexpr (std::ranges::sized_range<View>) {
-      return remaining_ == 0;
-    } else {
-      return next_ == std::ranges::end(view_);
-    }
-  }
+  bool exhausted() const { return input_done_; }
   // Thrown by the stream once every result before it was handed out.
   void rethrow_input_error() {
     if (input_error_) std::rethrow_exception(std::exchange(input_error_, nullptr));
@@ -184,27 +174,12 @@ class BatchFeeder {
   }
 
   void post_batch() {
-    std::uint64_t count = 0;
-    if constexpr (kLazyRange) {
-      count = std::min<std::uint64_t>(batch_items_, remaining_);
-    } else {
-      // Items are read before anything is posted; an input that throws ends the stream after
-      // the items it gave (Python's imap raises it after their results).
-      pending_.clear();
-      try {
-        while (count < batch_items_ && !input_ended()) {
-          pending_.push_back(*next_);
-          ++next_;
-          ++count;
-        }
-      } catch (...) {
-        // As Python's imap, the chunk the failing item belongs to yields nothing.
-        input_error_ = std::current_exception();
-        count -= count % chunksize_;
-        pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(count), pending_.end());
-      }
-      if (count == 0) return;
-    }
+    // Items are read before anything is posted; an input that throws ends the stream after the
+    // items it gave (Python's imap raises it after their results).
+    auto items = input_.next_batch(batch_items_, chunksize_, input_error_);
+    if (input_error_ || items.count < batch_items_) input_done_ = true;
+    const std::uint64_t count = items.count;
+    if (count == 0) return;
     auto batch = std::make_shared<StreamBatch<Result>>();
     batch->first_item = first_item_;
     batch->per_chunk = per_chunk_;
@@ -215,9 +190,9 @@ class BatchFeeder {
     if (add_reduction_) add_reduction_(builder);
     builder.log_completions(true);
     if constexpr (kLazyRange) {
-      builder.range_first(static_cast<std::int64_t>(*next_));
+      builder.range_first(static_cast<std::int64_t>(input_.item(items, 0)));
     } else {
-      builder.items<Item>(pending_.begin());
+      builder.items<Item>(input_.begin_of(items));
     }
     const std::uint64_t chunks = builder.job().n_chunks;
     batch->results.resize(chunks);
@@ -225,27 +200,15 @@ class BatchFeeder {
     auto listener = std::make_shared<BatchListener<Result>>(*core_, batch);
     batch->position =
         builder.post(runner_, listener, [&](const JobDescriptor& job) { batch->job = job; });
-    if constexpr (kLazyRange) next_ += static_cast<std::ptrdiff_t>(count);
-    if constexpr (std::ranges::sized_range<View>) remaining_ -= count;
     first_item_ += count;
     window_.push_back(std::move(batch));
-  }
-
-  bool input_ended() {
-    if constexpr (std::ranges::sized_range<View>) {
-      return remaining_ == pending_.size();
-    } else {
-      return next_ == std::ranges::end(view_);
-    }
   }
 
   ProcessPoolCore* core_;
   std::weak_ptr<void> lifetime_;
   F function_;
-  View view_;
-  std::ranges::iterator_t<View> next_;
-  std::uint64_t remaining_ = 0;
-  std::vector<Item> pending_;
+  Input input_;
+  bool input_done_ = false;
   std::exception_ptr input_error_;
   std::size_t chunksize_;
   std::size_t batch_items_ = 0;

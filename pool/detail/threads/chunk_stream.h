@@ -25,10 +25,10 @@
 
 #include "pool/detail/chunking.h"
 #include "pool/detail/memory_limits.h"
+#include "pool/detail/stream_input.h"
 #include "pool/detail/task_failure.h"
 #include "pool/detail/threads/core.h"
 #include "pool/detail/threads/kernels.h"
-#include "pool/detail/threads/stream_input.h"
 #include "pool/detail/wait_hook.h"
 #include "pool/errors.h"
 #include "pool/gil.h"
@@ -151,14 +151,8 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
         if (!all && outstanding_ > batch_chunks_) return;
       }
       std::exception_ptr error;
-      InputBatch batch = input_.next_batch(batch_items, error);
-      if (error && !batch.copies.empty()) {
-        // As Python's imap, the chunk the failing item belongs to yields nothing.
-        batch.count -= batch.count % chunksize_;
-        batch.copies.erase(batch.copies.begin() + static_cast<std::ptrdiff_t>(batch.count),
-                           batch.copies.end());
-      }
-      if (batch.count < batch_items) input_done_ = true;
+      InputBatch batch = input_.next_batch(batch_items, chunksize_, error);
+      if (error || batch.count < batch_items) input_done_ = true;
       if (batch.count > 0) submit(std::move(batch));
       if (error) {
         std::lock_guard<std::mutex> guard(mutex_);

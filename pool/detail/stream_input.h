@@ -1,6 +1,7 @@
-// A thread pool stream's input, read batch by batch in the reader's thread.
-#ifndef POOL_DETAIL_THREADS_STREAM_INPUT_H_
-#define POOL_DETAIL_THREADS_STREAM_INPUT_H_
+// A stream's input (imap, imap_unordered, map_reduce), read batch by batch in the reader's
+// thread, the same for every backend.
+#ifndef POOL_DETAIL_STREAM_INPUT_H_
+#define POOL_DETAIL_STREAM_INPUT_H_
 
 #include <algorithm>
 #include <cstddef>
@@ -14,11 +15,10 @@
 
 namespace pool::detail {
 
-// A stream's input, read batch by batch by the reader's thread. Stored is `Range&` (the caller's
-// range, used in place) or an owned Range (moved into the stream). A sized random-access range is
-// indexed where it lies (a batch is an interval of it); any other range is walked by the reader,
-// which copies each batch's items (moves them out of an owned range), so threads never run the
-// range's iterators.
+// Stored is `Range&` (the caller's range, used in place) or an owned Range (moved into the
+// stream). A sized random-access range (a vector, a pool::range) is indexed where it lies (a batch
+// is an interval of it); any other range is walked by the reader, which copies each batch's items
+// (moves them out of an owned range), so workers never run the range's iterators.
 template <class Range, bool kIndexed>
 struct IndexBase {
   using type = std::nullptr_t;
@@ -54,8 +54,9 @@ class StreamInput {
   StreamInput& operator=(const StreamInput&) = delete;
 
   // Up to `max` next items, none at the end. An exception from the range's iterator ends the input
-  // and lands in `error`; the batch keeps the items read before it.
-  InputBatch next_batch(std::size_t max, std::exception_ptr& error) {
+  // and lands in `error`; as Python's imap, the chunk (of `chunksize` items) the failing item
+  // belongs to yields nothing, so the batch keeps only the whole chunks read before it.
+  InputBatch next_batch(std::size_t max, std::size_t chunksize, std::exception_ptr& error) {
     InputBatch batch;
     batch.first = next_;
     if constexpr (kIndexed) {
@@ -74,11 +75,21 @@ class StreamInput {
         }
       } catch (...) {
         error = std::current_exception();
+        batch.copies.resize(batch.copies.size() - batch.copies.size() % chunksize);
       }
       batch.count = batch.copies.size();
     }
     next_ += batch.count;
     return batch;
+  }
+
+  // An iterator to the batch's first item.
+  auto begin_of(InputBatch& batch) const {
+    if constexpr (kIndexed) {
+      return base_ + static_cast<std::ptrdiff_t>(batch.first);
+    } else {
+      return batch.copies.begin();
+    }
   }
 
   // Item k of a batch: a reference to the stream's copy, or what the range's iterator yields.
@@ -101,4 +112,4 @@ class StreamInput {
 
 }  // namespace pool::detail
 
-#endif  // POOL_DETAIL_THREADS_STREAM_INPUT_H_
+#endif  // POOL_DETAIL_STREAM_INPUT_H_
