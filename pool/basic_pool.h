@@ -27,7 +27,9 @@
 #define POOL_BASIC_POOL_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <tuple>
 #include <type_traits>

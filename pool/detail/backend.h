@@ -54,7 +54,38 @@
 #ifndef POOL_DETAIL_BACKEND_H_
 #define POOL_DETAIL_BACKEND_H_
 
+#include <exception>
+#include <memory>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "pool/async_result.h"
+#include "pool/detail/call_adapters.h"
+
 namespace pool::detail {
+
+// How a backend that collects a call's results into a vector settles the call's state: map's
+// with the whole vector; apply's (run as a map of its one argument tuple) with its one value.
+template <class R>
+auto succeed_with_all(std::shared_ptr<AsyncState<std::vector<R>>> state) {
+  return
+      [state = std::move(state)](std::vector<R>&& results) { state->succeed(std::move(results)); };
+}
+template <class R>
+auto succeed_with_first(std::shared_ptr<AsyncState<R>> state) {
+  return [state = std::move(state)](
+             std::vector<std::conditional_t<std::is_void_v<R>, Unit, R>>&& results) {
+    if constexpr (std::is_void_v<R>) {
+      state->succeed();
+    } else {
+      state->succeed(std::move(results.front()));
+    }
+  };
+}
+inline auto fail_with(std::shared_ptr<AsyncStateBase> state) {
+  return [state = std::move(state)](std::exception_ptr error) { state->fail(std::move(error)); };
+}
 
 // What a backend is told about a call besides its function and inputs.
 struct CallInfo {

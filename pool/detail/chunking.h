@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ranges>
 
 namespace pool::detail {
 
@@ -20,6 +21,18 @@ inline std::size_t default_chunksize(std::size_t items, std::size_t workers) {
   const std::size_t per = 4 * (workers == 0 ? 1 : workers);
   const std::size_t chunk = static_cast<std::size_t>(chunk_count(items, per));
   return chunk == 0 ? 1 : chunk;
+}
+
+// A stream's (imap, map_reduce) chunksize: as given, else map's default for a sized input and 1
+// for an unsized one.
+template <class Range>
+std::size_t stream_chunksize(Range& inputs, std::size_t workers, std::size_t chunksize) {
+  if (chunksize != 0) return chunksize;
+  if constexpr (std::ranges::sized_range<Range>) {
+    return default_chunksize(static_cast<std::size_t>(std::ranges::size(inputs)), workers);
+  } else {
+    return 1;
+  }
 }
 
 }  // namespace pool::detail

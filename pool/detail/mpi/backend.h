@@ -41,10 +41,8 @@ class MpiBackend {
   template <bool kBlocking, class R, class F, class Inputs>
   void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo call,
            const std::shared_ptr<AsyncState<std::vector<R>>>& state) {
-    post_map<std::decay_t<F>, R>(
-        call, f, inputs, chunksize,
-        [state](std::vector<R>&& results) { state->succeed(std::move(results)); },
-        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+    post_map<std::decay_t<F>, R>(call, f, inputs, chunksize, succeed_with_all(state),
+                                 fail_with(state));
   }
 
   // A map of one item: the arguments' tuple.
@@ -52,16 +50,8 @@ class MpiBackend {
   void apply(F&& f, Tuple arguments, const std::shared_ptr<AsyncState<R>>& state) {
     using Value = std::conditional_t<std::is_void_v<R>, Unit, R>;
     const std::vector<Tuple> one{std::move(arguments)};
-    post_map<std::decay_t<F>, Value>(
-        CallInfo{"apply", false}, f, one, 1,
-        [state](std::vector<Value>&& results) {
-          if constexpr (std::is_void_v<R>) {
-            state->succeed();
-          } else {
-            state->succeed(std::move(results.front()));
-          }
-        },
-        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+    post_map<std::decay_t<F>, Value>(CallInfo{"apply", false}, f, one, 1, succeed_with_first(state),
+                                     fail_with(state));
   }
 
   template <class Out, bool kOrdered, class F, class Inputs>
@@ -86,14 +76,7 @@ class MpiBackend {
     using Job = MpiReduceJob<Inputs, T, Op>;
     using Runner = MpiReduceRunner<Function, typename Reader::Item, Reader::kLazyRange, Op, T>;
     core_->check_can_submit();
-    if (chunksize == 0) {
-      if constexpr (std::ranges::sized_range<std::views::all_t<Inputs>>) {
-        chunksize = default_chunksize(static_cast<std::size_t>(std::ranges::size(inputs)),
-                                      static_cast<std::size_t>(size()));
-      } else {
-        chunksize = 1;
-      }
-    }
+    chunksize = stream_chunksize(inputs, static_cast<std::size_t>(size()), chunksize);
     std::string state = StatePacker()
                             .add_encoded(encode_task(static_cast<const Function&>(f)))
                             .add_encoded(encode_task(op))

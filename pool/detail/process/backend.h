@@ -43,10 +43,8 @@ class ProcessBackend {
   template <bool kBlocking, class R, class F, class Inputs>
   void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo,
            const std::shared_ptr<AsyncState<std::vector<R>>>& state) {
-    post_map<std::decay_t<F>, Inputs, R>(
-        core(), f, inputs, chunksize,
-        [state](std::vector<R>&& results) { state->succeed(std::move(results)); },
-        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+    post_map<std::decay_t<F>, Inputs, R>(core(), f, inputs, chunksize, succeed_with_all(state),
+                                         fail_with(state));
   }
 
   // A map of one item: the arguments' tuple.
@@ -55,15 +53,7 @@ class ProcessBackend {
     using Value = std::conditional_t<std::is_void_v<R>, Unit, R>;
     const std::vector<Tuple> one{std::move(arguments)};
     post_map<std::decay_t<F>, std::vector<Tuple>, Value>(
-        core(), f, one, 1,
-        [state](std::vector<Value>&& results) {
-          if constexpr (std::is_void_v<R>) {
-            state->succeed();
-          } else {
-            state->succeed(std::move(results.front()));
-          }
-        },
-        [state](std::exception_ptr error) { state->fail(std::move(error)); });
+        core(), f, one, 1, succeed_with_first(state), fail_with(state));
   }
 
   template <class Out, bool kOrdered, class F, class Inputs>
@@ -87,14 +77,7 @@ class ProcessBackend {
     using Function = std::decay_t<F>;
     using Feeder = BatchFeeder<Function, Inputs, T>;
     core().check_can_submit();
-    if (chunksize == 0) {
-      if constexpr (std::ranges::sized_range<std::views::all_t<Inputs>>) {
-        chunksize = default_chunksize(static_cast<std::size_t>(std::ranges::size(inputs)),
-                                      static_cast<std::size_t>(size()));
-      } else {
-        chunksize = 1;
-      }
-    }
+    chunksize = stream_chunksize(inputs, static_cast<std::size_t>(size()), chunksize);
     auto feeder = std::make_unique<Feeder>(
         core(), Function(f), std::forward<Inputs>(inputs), chunksize, true,
         [&op, &init](JobBuilder& builder) { builder.reduction(op, init); },

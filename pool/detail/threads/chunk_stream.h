@@ -307,17 +307,6 @@ class ChunkStream final : public StreamSource<Out>, public LiveStream {
   std::vector<std::shared_ptr<BatchJob>> live_;  // batches not settled yet
 };
 
-template <class Range>
-std::size_t stream_chunksize(const ThreadPoolCore& core, Range& range, std::size_t chunksize) {
-  if (chunksize != 0) return chunksize;
-  if constexpr (std::ranges::sized_range<Range>) {
-    return default_chunksize(static_cast<std::size_t>(std::ranges::size(range)),
-                             static_cast<std::size_t>(core.size()));
-  } else {
-    return 1;
-  }
-}
-
 // The stream owns a copy of f, and the input when it is an rvalue.
 template <class Out, bool kOrdered, class F, class Inputs>
 ResultStream<Out> thread_imap(ThreadPoolCore& core, F&& function, Inputs&& inputs,
@@ -326,7 +315,7 @@ ResultStream<Out> thread_imap(ThreadPoolCore& core, F&& function, Inputs&& input
   using Result = ItemResult<F, Range>;
   using Kernel = MapKernel<std::decay_t<F>, std::ranges::range_value_t<Range>, Result>;
   core.check_can_submit();
-  chunksize = stream_chunksize(core, inputs, chunksize);
+  chunksize = stream_chunksize(inputs, static_cast<std::size_t>(core.size()), chunksize);
   if constexpr (std::ranges::sized_range<Range>) {
     // A chunk's results are held together, so a chunk of a long input can be too large to exist.
     const std::uint64_t items =
@@ -348,7 +337,7 @@ T thread_map_reduce(ThreadPoolCore& core, F& function, Inputs& inputs, Op& op, T
   using Result = ItemResult<F, Inputs>;
   using Kernel = ReduceKernel<F&, std::ranges::range_value_t<Inputs>, Result, Op&, T>;
   core.check_can_submit();
-  chunksize = stream_chunksize(core, inputs, chunksize);
+  chunksize = stream_chunksize(inputs, static_cast<std::size_t>(core.size()), chunksize);
   ChunkStream<Kernel, Inputs&, T, true> stream(core, Kernel{function, op, init}, inputs, chunksize);
   T total = init;
   std::vector<T> partials;
