@@ -1,6 +1,7 @@
 // Workload 2: handing out work. map(x -> x * x, range(0, N)) on a pool of the available CPUs, with
 // single items (chunksize 1) and with the default chunksize, beside the limit for single items:
-// two processes taking indices from one atomic counter in shared memory.
+// two processes taking indices from one atomic counter in shared memory. The same squares read as
+// a stream (imap, batch by batch) on a ProcessPool and a FreeThreadPool.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -23,6 +24,20 @@ void check_last(benchmark::State& state, std::int64_t items, std::int64_t last) 
   if (last != (items - 1) * (items - 1)) state.SkipWithError("a wrong square came back");
 }
 
+template <class Pool>
+void read_stream(benchmark::State& state, Pool& workers, std::int64_t items,
+                 std::size_t chunksize) {
+  std::int64_t last = 0;
+  for (auto _ : state) {
+    for (std::int64_t square :
+         workers.imap(Square{}, pool::range(std::int64_t{0}, items), chunksize)) {
+      last = square;
+    }
+  }
+  check_last(state, items, last);
+  state.SetItemsProcessed(state.iterations() * items);
+}
+
 }  // namespace
 
 void register_dispatch(const Config& config) {
@@ -42,6 +57,18 @@ void register_dispatch(const Config& config) {
         }
         check_last(state, items, last);
         state.SetItemsProcessed(state.iterations() * items);
+      })->UseRealTime();
+    }
+    for (std::size_t chunksize : {std::size_t{1}, std::size_t{0}}) {
+      const std::string chunks =
+          "/chunksize:" + (chunksize == 1 ? std::string("1") : std::string("default")) + size;
+      add_benchmark("dispatch/imap/process_pool" + chunks, [=](benchmark::State& state) {
+        pool::ProcessPool workers(pool_size);
+        read_stream(state, workers, items, chunksize);
+      })->UseRealTime();
+      add_benchmark("dispatch/imap/free_threads" + chunks, [=](benchmark::State& state) {
+        pool::FreeThreadPool workers(pool_size);
+        read_stream(state, workers, items, chunksize);
       })->UseRealTime();
     }
     add_benchmark("dispatch/shared_counter" + size, [=](benchmark::State& state) {

@@ -92,28 +92,6 @@ TEST(MpiPool, ARankThatFinishesGetsTheNextChunk) {
   EXPECT_EQ(items_per_rank.size(), 2u);
 }
 
-// Kept per pool: the failing chunk's earlier results (48 and 49 here) are not yielded, as in
-// Python's imap and on a ProcessPool; thread pools yield them (see thread_pool_api_test).
-TEST(MpiPool, ImapYieldsTheChunksBeforeTheFailingOneThenThrows) {
-  pool::MpiPool workers;
-  std::vector<int> got;
-  try {
-    for (int value : workers.imap(
-             [](int x) {
-               if (x == 50) throw std::runtime_error("fifty");
-               return x;
-             },
-             pool::range(0, 100), 4)) {
-      got.push_back(value);
-    }
-    FAIL() << "no TaskError";
-  } catch (const pool::TaskError& error) {
-    EXPECT_EQ(error.task_index(), 50);
-  }
-  ASSERT_EQ(got.size(), 48u);  // the chunks 0..47 before the failing chunk [48, 52)
-  for (int i = 0; i < 48; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i);
-}
-
 // Kept per pool. In a job of one rank, rank 0 runs the tasks inside ready(), wait(timeout) and
 // get(timeout): each returns after a whole chunk, and get(timeout) gives the value where the other
 // pools throw TimeoutError. That difference is not pinned here.

@@ -1,8 +1,7 @@
 // The thread pools' own behaviour beside the contract every pool shares (tests/pool_contract.h):
-// a result's timeout, the failing chunk's earlier results in a stream, a dropped stream waiting
-// for its running tasks, and the GIL. No test asserts on wall-clock time: overlap is counted, and
-// waits that would hang if the pool misbehaved give up after a generous deadline so that the test
-// fails instead.
+// a result's timeout, a dropped stream waiting for its running tasks, and the GIL. No test asserts
+// on wall-clock time: overlap is counted, and waits that would hang if the pool misbehaved give
+// up after a generous deadline so that the test fails instead.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -93,29 +92,7 @@ TYPED_TEST(ThreadPoolApi, MapAsyncResultIsNotReadyUntilItsTasksFinish) {
   EXPECT_EQ(result.get(1s), (std::vector<int>{2, 4, 6}));
 }
 
-// The stream contract's "every result before it": ProcessPool and MpiPool drop the failing
-// chunk's earlier results (1230..1233 here), as Python's imap does.
-TYPED_TEST(ThreadPoolApi, ImapYieldsTheFailingChunksEarlierResultsBeforeItsFailure) {
-  TypeParam workers(3);
-  auto stream = workers.imap(
-      [](int x) {
-        if (x == 1234 || x == 2000) throw std::domain_error("x");
-        return x;
-      },
-      pool::range(0, 3000), 5);  // 1234 fails the chunk [1230, 1235)
-  std::vector<int> seen;
-  try {
-    for (int x : stream) seen.push_back(x);
-    FAIL() << "the stream ended although a task threw";
-  } catch (const pool::TaskError& error) {
-    EXPECT_EQ(error.task_index(), 1234);
-    EXPECT_EQ(error.type_name(), "std::domain_error");
-  }
-  EXPECT_EQ(seen, iota_vector(1234));
-  EXPECT_FALSE(stream.next().has_value()) << "the stream ends after its failure";
-}
-
-// ProcessPool's dropped stream does not wait for its running tasks (they end later).
+// A dropped stream waits for its running tasks: none runs once the stream is gone.
 TYPED_TEST(ThreadPoolApi, DroppingAStreamWaitsForItsRunningTasks) {
   TypeParam workers(2);
   std::atomic<int> done{0};

@@ -1,9 +1,9 @@
 // The backend contract: what a pool's machinery provides so that the one front end,
 // pool::BasicPool (pool/basic_pool.h), offers every public call on it. A backend is a movable
 // class; BasicPool calls it at compile time (a template parameter), so the seam costs no virtual
-// call and no allocation. ProcessBackend (process_backend.h), ThreadBackend (thread_backend.h) and
-// MpiBackend (mpi_backend.h) implement it; a new backend implements these members and is tested
-// by instantiating tests/pool_contract.h for its pool.
+// call and no allocation. ProcessBackend (process/backend.h), ThreadBackend (threads/backend.h)
+// and MpiBackend (mpi/backend.h) implement it; a new backend implements these members and is
+// tested by instantiating tests/pool_contract.h for its pool.
 //
 // What the front end does, once for all: the compile-time checks and result types
 // (call_checks.h, call_types.h), the AsyncState and its callbacks, apply as one call of a
@@ -39,11 +39,13 @@
 //   // f over any input range as a stream: input order (kOrdered) or (index, result) pairs in
 //   // completion order; bounded look-ahead; a failure thrown at its position after every
 //   // earlier result; an input that throws ends the stream after the chunks before it; dropping
-//   // the stream cancels what has not started.
+//   // the stream cancels what has not started. All of it is stream_engine.h: a backend gives it
+//   // a Batches class that runs batches of chunks (its */stream_batches.h).
 //   template <class Out, bool kOrdered, class F, class Inputs>
 //   ResultStream<Out> stream(F&& f, Inputs&& inputs, std::size_t chunksize, CallInfo call);
 //   // op(...op(init, f(x0))..., f(xn)): each chunk folded from init with op(T, R), the chunks'
-//   // values folded in input order with op(T, T). Blocks; f, op and inputs may be used in place.
+//   // values folded in input order with op(T, T) (fold_stream in stream_engine.h). Blocks; f, op
+//   // and inputs may be used in place.
 //   template <class F, class Inputs, class Op, class T>
 //   T map_reduce(F&& f, Inputs&& inputs, Op& op, T init, std::size_t chunksize, CallInfo call);
 //

@@ -3,6 +3,7 @@
 #ifndef POOL_DETAIL_CHUNKING_H_
 #define POOL_DETAIL_CHUNKING_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <ranges>
@@ -33,6 +34,17 @@ std::size_t stream_chunksize(Range& inputs, std::size_t workers, std::size_t chu
   } else {
     return 1;
   }
+}
+
+// A stream (stream_engine.h) keeps about two batches ahead of its reader. A batch holds whole
+// chunks, about kStreamBatchItems items and at least 8 chunks per worker: enough to keep every
+// worker busy while the reader catches up. A huge chunksize makes one batch of everything.
+inline constexpr std::size_t kStreamBatchItems = 4096;
+inline std::size_t stream_batch_items(std::size_t workers, std::size_t chunksize) {
+  const std::size_t chunks =
+      std::max<std::size_t>(8 * std::max<std::size_t>(workers, 1),
+                            static_cast<std::size_t>(chunk_count(kStreamBatchItems, chunksize)));
+  return chunksize > SIZE_MAX / chunks ? SIZE_MAX : chunks * chunksize;
 }
 
 }  // namespace pool::detail

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "pool/errors.h"
 
@@ -24,6 +26,25 @@ struct TaskFailure {
   void serialize(Archive& archive) {
     archive(index, type, message);
   }
+};
+
+// A map fails with its lowest failing task, whichever finished first: every pool keeps one of
+// these per call. Not synchronized.
+class LowestFailure {
+ public:
+  // True when `failure` is now the lowest.
+  bool add(TaskFailure failure) {
+    if (failure_ && failure_->index <= failure.index) return false;
+    failure_ = std::move(failure);
+    return true;
+  }
+  explicit operator bool() const { return failure_.has_value(); }
+  std::exception_ptr error() const {
+    return failure_ ? std::make_exception_ptr(failure_->to_error()) : nullptr;
+  }
+
+ private:
+  std::optional<TaskFailure> failure_;
 };
 
 }  // namespace pool::detail

@@ -24,6 +24,10 @@
 #include "pool/detail/mpi/jobs.h"
 #include "pool/detail/mpi/map_runners.h"
 #include "pool/detail/mpi/pool_core.h"
+#include "pool/detail/mpi/stream_batches.h"
+#include "pool/detail/progress_calls.h"
+#include "pool/detail/stream_engine.h"
+#include "pool/range.h"
 #include "pool/result_stream.h"
 
 namespace pool::detail {
@@ -57,24 +61,23 @@ class MpiBackend {
   template <class Out, bool kOrdered, class F, class Inputs>
   ResultStream<Out> stream(F&& f, Inputs&& inputs, std::size_t chunksize, CallInfo call) {
     using Function = std::decay_t<F>;
-    using Reader = MpiChunkReader<Inputs>;
-    using Runner = MpiMapRunner<Function, typename Reader::Item, Reader::kLazyRange>;
-    using Job = MpiStreamJob<Inputs, ItemResult<F, std::remove_reference_t<Inputs>>, kOrdered>;
+    using Item = std::ranges::range_value_t<std::remove_reference_t<Inputs>>;
+    constexpr bool kLazyRange = is_pool_range<std::remove_cvref_t<Inputs>>::value;
+    using Batches =
+        MpiStreamBatches<Item, kLazyRange, ItemResult<F, std::remove_reference_t<Inputs>>>;
     core_->check_can_submit();
-    auto job = std::make_shared<Job>(call.name, runner_id<Runner>(),
-                                     encode_task(static_cast<const Function&>(f)),
-                                     std::forward<Inputs>(inputs), chunksize, window());
-    if (call.progress) job->show_progress(job->total(), call.name);
-    core_->submit(job);
-    return ResultStream<Out>(std::make_unique<MpiStreamSource<Job>>(*core_, std::move(job)));
+    chunksize = stream_chunksize(inputs, static_cast<std::size_t>(size()), chunksize);
+    Batches batches(*core_, call, runner_id<MpiMapRunner<Function, Item, kLazyRange>>(),
+                    encode_task(static_cast<const Function&>(f)), false, progress_total(inputs));
+    return make_stream<Out, kOrdered>(std::move(batches), std::forward<Inputs>(inputs), chunksize);
   }
 
   template <class F, class Inputs, class Op, class T>
   T map_reduce(F& f, Inputs&& inputs, Op& op, T init, std::size_t chunksize, CallInfo call) {
     using Function = std::decay_t<F>;
-    using Reader = MpiChunkReader<Inputs>;
-    using Job = MpiReduceJob<Inputs, T, Op>;
-    using Runner = MpiReduceRunner<Function, typename Reader::Item, Reader::kLazyRange, Op, T>;
+    using Item = std::ranges::range_value_t<std::remove_reference_t<Inputs>>;
+    constexpr bool kLazyRange = is_pool_range<std::remove_cvref_t<Inputs>>::value;
+    using Runner = MpiReduceRunner<Function, Item, kLazyRange, Op, T>;
     core_->check_can_submit();
     chunksize = stream_chunksize(inputs, static_cast<std::size_t>(size()), chunksize);
     std::string state = StatePacker()
@@ -82,11 +85,9 @@ class MpiBackend {
                             .add_encoded(encode_task(op))
                             .add(init)
                             .take();
-    auto job = std::make_shared<Job>(call.name, runner_id<Runner>(), std::move(state),
-                                     std::forward<Inputs>(inputs), chunksize, window(), op, init);
-    if (call.progress) job->show_progress(job->total(), call.name);
-    core_->submit(job);
-    return job->result(*core_);
+    MpiStreamBatches<Item, kLazyRange, T> batches(*core_, call, runner_id<Runner>(),
+                                                  std::move(state), true, progress_total(inputs));
+    return fold_stream(std::move(batches), inputs, chunksize, op, std::move(init));
   }
 
   void close() { core_->close(); }
@@ -94,28 +95,22 @@ class MpiBackend {
   void terminate() { core_->terminate(); }
 
  private:
-  // Chunks a streaming call may have out: enough to keep every rank busy.
-  std::size_t window() const {
-    return std::max<std::size_t>(8, 4 * static_cast<std::size_t>(size()));
-  }
-
   template <class Function, class R, class Inputs, class Succeed, class Fail>
   void post_map(CallInfo call, const Function& f, const Inputs& inputs, std::size_t chunksize,
                 Succeed succeed, Fail fail) {
-    using Reader = MpiChunkReader<const Inputs&>;
-    using Runner = MpiMapRunner<Function, typename Reader::Item, Reader::kLazyRange>;
+    using Item = std::ranges::range_value_t<const Inputs>;
+    constexpr bool kLazyRange = is_pool_range<Inputs>::value;
+    using Runner = MpiMapRunner<Function, Item, kLazyRange>;
     core_->check_can_submit();
     const auto items = static_cast<std::size_t>(std::ranges::size(inputs));
     if (chunksize == 0) chunksize = default_chunksize(items, static_cast<std::size_t>(size()));
     // Before the chunk list is made: an impossible size must not exhaust memory on the way.
     check_mpi_map_sizes<R>(call.name, items, chunk_count(items, chunksize));
-    Reader reader(inputs, chunksize);
-    std::deque<MpiChunk> chunks;
-    while (!reader.at_end()) reader.read(chunks.emplace_back());
-    auto job = std::make_shared<MpiMapJob<R>>(call.name, runner_id<Runner>(), encode_task(f),
-                                              std::move(chunks), items, std::move(succeed),
-                                              std::move(fail));
-    if (call.progress) job->show_progress(items, call.name);
+    auto job = std::make_shared<MpiMapJob<R>>(
+        call.name, runner_id<Runner>(), encode_task(f),
+        cut_chunks<Item, kLazyRange>(0, items, chunksize, std::ranges::begin(inputs)), items,
+        std::move(succeed), std::move(fail));
+    if (call.progress) job->progress().show(call.name);
     core_->submit(std::move(job));
   }
 

@@ -19,7 +19,7 @@ MpiCall::MpiCall(std::uint64_t runner, const std::byte* state, std::size_t size)
   }
 }
 
-std::optional<TaskFailure> MpiCall::run(const MpiChunkInput& chunk, std::string& out) {
+std::optional<TaskFailure> MpiCall::run(const EncodedChunk& chunk, std::string& out) {
   std::int64_t item = chunk.first_item;
   try {
     if (!runner_) throw std::logic_error(error_);
@@ -30,7 +30,7 @@ std::optional<TaskFailure> MpiCall::run(const MpiChunkInput& chunk, std::string&
   return std::nullopt;
 }
 
-std::optional<TaskFailure> MpiCall::run(const MpiChunkInput& chunk, std::string& out,
+std::optional<TaskFailure> MpiCall::run(const EncodedChunk& chunk, std::string& out,
                                         MpiRunTimes& times) {
   std::int64_t item = chunk.first_item;
   try {

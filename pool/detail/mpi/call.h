@@ -19,9 +19,9 @@ class MpiCall {
   // runner: the id rank 0 sent; state: the call's encoded task function (and op and init).
   MpiCall(std::uint64_t runner, const std::byte* state, std::size_t size);
   // Runs one chunk, appending its results to `out`; the failure, when a task threw.
-  std::optional<TaskFailure> run(const MpiChunkInput& chunk, std::string& out);
+  std::optional<TaskFailure> run(const EncodedChunk& chunk, std::string& out);
   // The same, traced: `times` says when its tasks ran; a task that threw ended the run.
-  std::optional<TaskFailure> run(const MpiChunkInput& chunk, std::string& out, MpiRunTimes& times);
+  std::optional<TaskFailure> run(const EncodedChunk& chunk, std::string& out, MpiRunTimes& times);
 
  private:
   std::unique_ptr<MpiRunner> runner_;

@@ -2,27 +2,25 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <utility>
 
 #include "pool/progress_bar.h"
 
 namespace pool::detail {
 
-void MpiJob::show_progress(std::optional<std::uint64_t> total, const char* description) {
+MpiCallProgress::~MpiCallProgress() {
+  if (bar) bar->finish();
+}
+
+void MpiCallProgress::show(const char* description) {
   ProgressBarOptions options;
   options.description = description;
-  bar_ = std::make_unique<ProgressBar>(total, std::move(options));
+  bar = std::make_unique<ProgressBar>(total, std::move(options));
 }
 
-void MpiJob::count_done(std::uint64_t items) {
-  items_done_ += items;
-  if (bar_) bar_->update(items_done_);
-}
-
-void MpiJob::end_progress() {
-  if (bar_) bar_->finish();
-  bar_.reset();
+void MpiCallProgress::count(std::uint64_t items) {
+  items_done += items;
+  if (bar) bar->update(items_done);
 }
 
 }  // namespace pool::detail

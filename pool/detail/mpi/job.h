@@ -27,6 +27,22 @@ struct MpiChunk {
   std::string items;             // other inputs: the encoded items (moved out when sent)
 };
 
+// What a call has done, for its progress bar and for the report of a lost rank; the batch jobs
+// of one stream share it. The bar, when shown, finishes when the call's last job lets go.
+struct MpiCallProgress {
+  MpiCallProgress() = default;
+  ~MpiCallProgress();
+  MpiCallProgress(const MpiCallProgress&) = delete;
+  MpiCallProgress& operator=(const MpiCallProgress&) = delete;
+
+  void show(const char* description);
+  void count(std::uint64_t items);
+
+  std::optional<std::uint64_t> total;  // when known
+  std::uint64_t items_done = 0;
+  std::unique_ptr<ProgressBar> bar;
+};
+
 class MpiJob {
  public:
   // runner: the id of the runner that runs its chunks (see function_identity.h); state: what that
@@ -59,14 +75,16 @@ class MpiJob {
   // The pool was terminated: give out no more chunks, fail the call, drop late results.
   virtual void cancel(std::exception_ptr error) = 0;
 
-  // A progress bar for the call: items done are counted as chunks come back.
-  void show_progress(std::optional<std::uint64_t> total, const char* description);
-  void count_done(std::uint64_t items);
-  void end_progress();
-  std::uint64_t items_done() const { return items_done_; }
-  // The call's size when known, for reports.
-  std::optional<std::uint64_t> total() const { return total_; }
-  void set_total(std::optional<std::uint64_t> total) { total_ = total; }
+  // Items done are counted as chunks come back, into the call's progress (shared by a stream's
+  // batches); the job lets go of it when it settles.
+  MpiCallProgress& progress() { return *progress_; }
+  void share_progress(std::shared_ptr<MpiCallProgress> progress) {
+    progress_ = std::move(progress);
+  }
+  void count_done(std::uint64_t items) { progress_->count(items); }
+  void end_progress() { progress_ = std::make_shared<MpiCallProgress>(); }
+  std::uint64_t items_done() const { return progress_->items_done; }
+  std::optional<std::uint64_t> total() const { return progress_->total; }
 
  private:
   friend class MpiPoolCore;
@@ -76,9 +94,7 @@ class MpiJob {
   std::uint64_t id_ = 0;         // set by the core
   std::size_t in_flight_ = 0;    // chunks handed out, not answered
   std::vector<int> ranks_told_;  // ranks that hold its runner
-  std::uint64_t items_done_ = 0;
-  std::optional<std::uint64_t> total_;
-  std::unique_ptr<ProgressBar> bar_;
+  std::shared_ptr<MpiCallProgress> progress_ = std::make_shared<MpiCallProgress>();
 };
 
 }  // namespace pool::detail

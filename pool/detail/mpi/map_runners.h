@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "pool/detail/chunk_items.h"
 #include "pool/detail/function_identity.h"
 #include "pool/detail/mpi/runner.h"
 #include "pool/detail/serialization.h"
@@ -18,50 +19,27 @@
 
 namespace pool::detail {
 
-// Calls each(item) on every item of the chunk, in order. kTraced: the items are decoded first and
-// times.begin_ns is set when the first task begins.
+// Calls each(item) on every item of the chunk, in order, with `index` following the item that
+// runs. kTraced: times.begin_ns is set when the first task begins.
 template <class Item, bool kLazyRange, bool kTraced = false, class Each>
-void for_each_chunk_item(const MpiChunkInput& chunk, std::int64_t& index, MpiRunTimes* times,
-                         Each&& each) {
-  if constexpr (kLazyRange) {
-    if constexpr (kTraced) times->begin_ns = monotonic_now_ns();
-    for (std::uint64_t i = 0; i < chunk.count; ++i) {
-      index = chunk.first_item + static_cast<std::int64_t>(i);
-      // Unsigned: the sum wraps like the range's own iterator, never overflows a signed type.
-      Item item = static_cast<Item>(static_cast<std::uint64_t>(chunk.range_first) + i);
-      each(item);
-    }
-  } else if constexpr (kTraced) {
-    struct Decoded {
-      Item value;  // not vector<bool>'s proxies
-    };
-    std::vector<Decoded> items;
-    items.reserve(static_cast<std::size_t>(chunk.count));
-    Decoder<Item> decode(chunk.items, chunk.items_size);
-    for (std::uint64_t i = 0; i < chunk.count; ++i) items.push_back(Decoded{decode.next()});
-    times->begin_ns = monotonic_now_ns();
-    for (std::uint64_t i = 0; i < chunk.count; ++i) {
-      index = chunk.first_item + static_cast<std::int64_t>(i);
-      each(items[static_cast<std::size_t>(i)].value);
-    }
-  } else {
-    Decoder<Item> items(chunk.items, chunk.items_size);
-    for (std::uint64_t i = 0; i < chunk.count; ++i) {
-      index = chunk.first_item + static_cast<std::int64_t>(i);
-      Item item = items.next();
-      each(item);
-    }
-  }
+void for_each_rank_item(const EncodedChunk& chunk, std::int64_t& index, MpiRunTimes* times,
+                        Each&& each) {
+  for_each_chunk_item<Item, kLazyRange, kTraced>(
+      chunk, [&](std::int64_t item) { index = item; },
+      [&] {
+        if constexpr (kTraced) times->begin_ns = monotonic_now_ns();
+      },
+      std::forward<Each>(each));
 }
 
 // A runner whose Derived::run_as<kTraced>(chunk, out, index, times) does both kinds of run.
 template <class Derived>
 class MpiRunnerOf : public MpiRunner {
  public:
-  void run(const MpiChunkInput& chunk, std::string& out, std::int64_t& index) override {
+  void run(const EncodedChunk& chunk, std::string& out, std::int64_t& index) override {
     static_cast<Derived*>(this)->template run_as<false>(chunk, out, index, nullptr);
   }
-  void run_traced(const MpiChunkInput& chunk, std::string& out, std::int64_t& index,
+  void run_traced(const EncodedChunk& chunk, std::string& out, std::int64_t& index,
                   MpiRunTimes& times) override {
     static_cast<Derived*>(this)->template run_as<true>(chunk, out, index, &times);
   }
@@ -78,14 +56,14 @@ class MpiMapRunner final : public MpiRunnerOf<MpiMapRunner<F, Item, kLazyRange>>
  private:
   friend class MpiRunnerOf<MpiMapRunner>;
   template <bool kTraced>
-  void run_as(const MpiChunkInput& chunk, std::string& out, std::int64_t& index,
+  void run_as(const EncodedChunk& chunk, std::string& out, std::int64_t& index,
               MpiRunTimes* times) {
     F& function = function_.get();
     if constexpr (kRawBytes<Result>) {
       const std::size_t base = out.size();
       out.resize(base + chunk.count * sizeof(Result));
       char* slot = out.data() + base;
-      for_each_chunk_item<Item, kLazyRange, kTraced>(chunk, index, times, [&](Item& item) {
+      for_each_rank_item<Item, kLazyRange, kTraced>(chunk, index, times, [&](Item& item) {
         const Result result = function(item);
         std::memcpy(slot, &result, sizeof(Result));
         slot += sizeof(Result);
@@ -94,15 +72,15 @@ class MpiMapRunner final : public MpiRunnerOf<MpiMapRunner<F, Item, kLazyRange>>
     } else if constexpr (kTraced) {
       std::vector<Result> kept;
       kept.reserve(static_cast<std::size_t>(chunk.count));
-      for_each_chunk_item<Item, kLazyRange, true>(
+      for_each_rank_item<Item, kLazyRange, true>(
           chunk, index, times, [&](Item& item) { kept.push_back(function(item)); });
       times->end_ns = monotonic_now_ns();
       Encoder<Result> encode(out);
       for (const Result& result : kept) encode(result);
     } else {
       Encoder<Result> encode(out);
-      for_each_chunk_item<Item, kLazyRange>(chunk, index, nullptr,
-                                            [&](Item& item) { encode(function(item)); });
+      for_each_rank_item<Item, kLazyRange>(chunk, index, nullptr,
+                                           [&](Item& item) { encode(function(item)); });
     }
   }
 
@@ -119,12 +97,12 @@ class MpiReduceRunner final : public MpiRunnerOf<MpiReduceRunner<F, Item, kLazyR
  private:
   friend class MpiRunnerOf<MpiReduceRunner>;
   template <bool kTraced>
-  void run_as(const MpiChunkInput& chunk, std::string& out, std::int64_t& index,
+  void run_as(const EncodedChunk& chunk, std::string& out, std::int64_t& index,
               MpiRunTimes* times) {
     F& function = function_.get();
     Op& op = op_.get();
     T value = init_.get();
-    for_each_chunk_item<Item, kLazyRange, kTraced>(
+    for_each_rank_item<Item, kLazyRange, kTraced>(
         chunk, index, times, [&](Item& item) { value = op(std::move(value), function(item)); });
     if constexpr (kTraced) times->end_ns = monotonic_now_ns();
     Encoder<T> encode(out);

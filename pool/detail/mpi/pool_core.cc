@@ -108,10 +108,12 @@ MpiPoolCore::~MpiPoolCore() {
 
 int MpiPoolCore::size() const { return ranks_.empty() ? 1 : static_cast<int>(ranks_.size()); }
 
-void MpiPoolCore::check_can_submit() const { lifecycle_.check_open(); }
+void MpiPoolCore::check_can_submit(Lifecycle::State latest) const {
+  if (lifecycle_.state() > latest) throw lifecycle_.not_running();
+}
 
-void MpiPoolCore::submit(std::shared_ptr<MpiJob> job) {
-  check_can_submit();
+void MpiPoolCore::submit(std::shared_ptr<MpiJob> job, Lifecycle::State latest) {
+  check_can_submit(latest);
   job->id_ = next_job_id_++;
   jobs_.push_back(std::move(job));
 }
@@ -120,6 +122,7 @@ void MpiPoolCore::close() { lifecycle_.close(); }
 
 void MpiPoolCore::join() {
   lifecycle_.check_can_join();
+  if (lifecycle_.state() == Lifecycle::State::kClosed) streams_.post_rest();
   drive_until([this] { return jobs_.empty(); }, std::nullopt);
   lifecycle_.stopped();
   end_trace();
@@ -217,9 +220,9 @@ bool MpiPoolCore::run_locally() {
                               job->state_.size()));
   }
   std::string payload;
-  const MpiChunkInput input{chunk.first_item, chunk.count, chunk.range_first,
-                            reinterpret_cast<const std::byte*>(chunk.items.data()),
-                            chunk.items.size()};
+  const EncodedChunk input{chunk.first_item, chunk.count, chunk.range_first,
+                           reinterpret_cast<const std::byte*>(chunk.items.data()),
+                           chunk.items.size()};
   std::optional<TaskFailure> failure =
       trace_ ? call->second.run(input, payload, times.run) : call->second.run(input, payload);
   if (failure) {

@@ -32,6 +32,7 @@
 
 #include "pool/async_result.h"
 #include "pool/detail/lifecycle.h"
+#include "pool/detail/live_streams.h"
 #include "pool/detail/mpi/call.h"
 #include "pool/detail/mpi/job.h"
 #include "pool/detail/trace_session.h"
@@ -80,9 +81,12 @@ class MpiPoolCore final : public Driver {
   int size() const;
   bool local() const { return ranks_.empty(); }
 
-  // Throws PoolNotRunning after close() or terminate().
-  void check_can_submit() const;
-  void submit(std::shared_ptr<MpiJob> job);
+  // Throws PoolNotRunning after close() or terminate() (past `latest`: a stream's batches are
+  // accepted after close()).
+  void check_can_submit(Lifecycle::State latest = Lifecycle::State::kOpen) const;
+  void submit(std::shared_ptr<MpiJob> job, Lifecycle::State latest = Lifecycle::State::kOpen);
+  // The streams open on the pool, which join() lets post the rest of their input.
+  LiveStreams& live_streams() { return streams_; }
   // Stops handing out the job's chunks; its chunks in flight are still answered.
   bool drive_until(const std::function<bool()>& done,
                    std::optional<Clock::time_point> deadline) override;
@@ -120,6 +124,7 @@ class MpiPoolCore final : public Driver {
   std::vector<std::pair<const MpiJob*, MpiCall>> local_calls_;
   std::uint64_t next_job_id_ = 1;
   Lifecycle lifecycle_;
+  LiveStreams streams_;
   // While traced: the rows (one per worker rank, or rank 0's own in a job of one rank), each
   // worker rank's clock minus rank 0's, and when each row was ready (rank 0's clock).
   std::unique_ptr<TraceSession> trace_;

@@ -7,18 +7,10 @@
 #include <cstdint>
 #include <string>
 
+#include "pool/detail/chunk_items.h"
 #include "pool/detail/function_identity.h"
 
 namespace pool::detail {
-
-// One chunk as a runner sees it.
-struct MpiChunkInput {
-  std::int64_t first_item = 0;       // index of the chunk's first item in the call's inputs
-  std::uint64_t count = 0;           // items in the chunk
-  std::int64_t range_first = 0;      // pool::range inputs: the value of the first item
-  const std::byte* items = nullptr;  // other inputs: the encoded items
-  std::size_t items_size = 0;
-};
 
 // When a traced chunk's tasks ran, on the running rank's CLOCK_MONOTONIC; 0: not reached.
 struct MpiRunTimes {
@@ -31,10 +23,10 @@ class MpiRunner : public Runner {
  public:
   // Appends the chunk's results (or its folded value) to `out`. `item` follows the item being
   // run, so that a throw names its task.
-  virtual void run(const MpiChunkInput& chunk, std::string& out, std::int64_t& item) = 0;
+  virtual void run(const EncodedChunk& chunk, std::string& out, std::int64_t& item) = 0;
   // The same, traced: decodes every item before the first task and encodes the results after the
   // last, as a ProcessPool's traced worker does, so that both show as overhead in `times`.
-  virtual void run_traced(const MpiChunkInput& chunk, std::string& out, std::int64_t& item,
+  virtual void run_traced(const EncodedChunk& chunk, std::string& out, std::int64_t& item,
                           MpiRunTimes& times) = 0;
 };
 

@@ -91,7 +91,7 @@ void serve_chunk(MPI_Comm comm, MpiCall& call, const CommandHeader& header, cons
   std::string payload;
   running_chunk.job.store(header.job);
   running_chunk.chunk.store(header.chunk);
-  const MpiChunkInput input{header.first_item, header.count, header.range_first, body, body_size};
+  const EncodedChunk input{header.first_item, header.count, header.range_first, body, body_size};
   std::optional<TaskFailure> failure;
   if constexpr (kTraced) {
     failure = call.run(input, payload, times.run);

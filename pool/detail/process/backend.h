@@ -21,7 +21,8 @@
 #include "pool/detail/process/chunk_kernels.h"
 #include "pool/detail/process/core.h"
 #include "pool/detail/process/map_call.h"
-#include "pool/detail/process/stream_calls.h"
+#include "pool/detail/process/stream_batches.h"
+#include "pool/detail/stream_engine.h"
 #include "pool/result_stream.h"
 
 namespace pool::detail {
@@ -59,37 +60,29 @@ class ProcessBackend {
   template <class Out, bool kOrdered, class F, class Inputs>
   ResultStream<Out> stream(F&& f, Inputs&& inputs, std::size_t chunksize, CallInfo) {
     using Function = std::decay_t<F>;
-    using R = ItemResult<F, std::remove_reference_t<Inputs>>;
-    using Feeder = BatchFeeder<Function, Inputs, R>;
+    using Types = MapTypes<Function, Inputs>;
+    using Batches = ProcessStreamBatches<Function, typename Types::Item, Types::kLazyRange,
+                                         ItemResult<F, std::remove_reference_t<Inputs>>>;
     core().check_can_submit();
-    auto feeder = std::make_unique<Feeder>(
-        core(), Function(std::forward<F>(f)), std::forward<Inputs>(inputs), chunksize, false,
-        nullptr, &run_map_job<Function, typename Feeder::Item, Feeder::kLazyRange>);
-    if constexpr (kOrdered) {
-      return ResultStream<Out>(std::make_unique<OrderedSource<Feeder, R>>(std::move(feeder)));
-    } else {
-      return ResultStream<Out>(std::make_unique<UnorderedSource<Feeder, R>>(std::move(feeder)));
-    }
+    chunksize = stream_chunksize(inputs, static_cast<std::size_t>(size()), chunksize);
+    return make_stream<Out, kOrdered>(
+        Batches(core(), Function(std::forward<F>(f)),
+                &run_map_job<Function, typename Types::Item, Types::kLazyRange>),
+        std::forward<Inputs>(inputs), chunksize);
   }
 
   template <class F, class Inputs, class Op, class T>
   T map_reduce(F& f, Inputs&& inputs, Op& op, T init, std::size_t chunksize, CallInfo) {
     using Function = std::decay_t<F>;
-    using Feeder = BatchFeeder<Function, Inputs, T>;
+    using Types = MapTypes<Function, Inputs>;
+    using Batches = ProcessStreamBatches<Function, typename Types::Item, Types::kLazyRange, T>;
     core().check_can_submit();
     chunksize = stream_chunksize(inputs, static_cast<std::size_t>(size()), chunksize);
-    auto feeder = std::make_unique<Feeder>(
-        core(), Function(f), std::forward<Inputs>(inputs), chunksize, true,
-        [&op, &init](JobBuilder& builder) { builder.reduction(op, init); },
-        &run_reduce_job<Function, typename Feeder::Item, Feeder::kLazyRange, Op, T>);
-    OrderedSource<Feeder, T> partials(std::move(feeder));
-    T total = init;
-    std::vector<T> batch;
-    while (partials.next_batch(batch)) {
-      for (T& partial : batch) total = op(std::move(total), std::move(partial));
-      batch.clear();
-    }
-    return total;
+    return fold_stream(
+        Batches(core(), Function(f),
+                &run_reduce_job<Function, typename Types::Item, Types::kLazyRange, Op, T>,
+                [&op, &init](JobBuilder& builder) { builder.reduction(op, init); }),
+        inputs, chunksize, op, init);
   }
 
   void close() { core().close(); }

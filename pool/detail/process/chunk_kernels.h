@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "pool/detail/chunk_items.h"
 #include "pool/detail/chunking.h"
 #include "pool/detail/memory_limits.h"
 #include "pool/detail/process/protocol.h"
@@ -33,47 +34,32 @@ struct MapTypes {
   static constexpr bool kResultInPlace = std::is_trivially_copyable_v<Result>;
 };
 
-// Calls each(item) for the items [begin, end) of `chunk`; `i` follows the item being run, so a
+// Calls each(item) for the items [i, end) of `chunk`; `i` follows the item being run, so a
 // failure can be attributed. kTraced: the worker records spans (see run_chunks).
 template <class Item, bool kLazyRange, bool kTraced, class Each>
 void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i, std::uint64_t end,
                    Each&& each) {
   const JobDescriptor& job = context.job();
+  EncodedChunk items;
+  items.first_item = job.index_base + static_cast<std::int64_t>(i);
+  items.count = end - i;
   if constexpr (kLazyRange) {
-    if constexpr (kTraced) context.recorder().run_begins();
-    for (; i < end; ++i) {
-      context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
-      // In unsigned arithmetic: an unsigned range's bounds may lie past INT64_MAX as int64.
-      Item item = static_cast<Item>(static_cast<std::uint64_t>(job.range_first) + i);
-      each(item);
-    }
+    // In unsigned arithmetic: an unsigned range's bounds may lie past INT64_MAX as int64.
+    items.range_first = static_cast<std::int64_t>(static_cast<std::uint64_t>(job.range_first) + i);
   } else {
     const auto* index =
         reinterpret_cast<const std::uint64_t*>(context.arena() + job.arg_index_offset);
-    Decoder<Item> arguments(context.arena() + index[chunk], index[chunk + 1] - index[chunk]);
-    if constexpr (kTraced) {
-      // Traced, the chunk's arguments are decoded before its first task, as Python's workers
-      // unpickle a whole task, so that decoding shows as overhead and not as run time.
-      struct Decoded {
-        Item value;  // not vector<bool>'s proxies
-      };
-      std::vector<Decoded> items;
-      items.reserve(static_cast<std::size_t>(end - i));
-      for (std::uint64_t k = i; k < end; ++k) items.push_back(Decoded{arguments.next()});
-      context.recorder().run_begins();
-      for (Decoded& item : items) {
-        context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
-        each(item.value);
-        ++i;
-      }
-      return;
-    }
-    for (; i < end; ++i) {
-      context.set_current_item(job.index_base + static_cast<std::int64_t>(i));
-      Item item = arguments.next();
-      each(item);
-    }
+    items.items = context.arena() + index[chunk];
+    items.items_size = index[chunk + 1] - index[chunk];
   }
+  for_each_chunk_item<Item, kLazyRange, kTraced>(
+      items,
+      [&](std::int64_t item) {
+        context.set_current_item(item);
+        i = static_cast<std::uint64_t>(item - job.index_base);
+      },
+      [&] { context.recorder().run_begins(); }, each);
+  i = end;
 }
 
 // Stores the results of one chunk: in place (`slots` + first) or as a record of the worker's

@@ -149,13 +149,13 @@ void ProcessPoolCore::check_caller() const {
   }
 }
 
-void ProcessPoolCore::check_can_submit() const {
+void ProcessPoolCore::check_can_submit(Lifecycle::State latest) const {
   check_caller();
   if (driving_ > 0) {
     throw std::logic_error("pool: a callback cannot submit work to or wait on its ProcessPool");
   }
   if (broken_) std::rethrow_exception(broken_);
-  lifecycle_.check_open();
+  if (lifecycle_.state() > latest) throw lifecycle_.not_running();
 }
 
 const std::byte* ProcessPoolCore::results_of(std::uint32_t worker, std::uint64_t offset,
@@ -172,6 +172,7 @@ void ProcessPoolCore::close() { lifecycle_.close(); }
 void ProcessPoolCore::join() {
   lifecycle_.check_can_join();
   if (lifecycle_.state() == Lifecycle::State::kClosed && !broken_) {
+    streams_.post_rest();
     drive_until(
         [this] {
           return std::all_of(live_.begin(), live_.end(),
@@ -181,7 +182,7 @@ void ProcessPoolCore::join() {
   }
   lifecycle_.stopped();  // no replacements from here on
   stop_workers(false);
-  live_.clear();
+  retire_all();
 }
 
 void ProcessPoolCore::terminate() {
@@ -192,6 +193,10 @@ void ProcessPoolCore::terminate() {
   lifecycle_.terminate();
   stop_workers(true);
   fail_everything(Lifecycle::terminated_before_done());
+  retire_all();
+}
+
+void ProcessPoolCore::retire_all() {
   for (LiveJob& job : live_) {
     if (job.region != 0) arena_.free(job.region);
     job.region = 0;

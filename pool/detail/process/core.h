@@ -30,6 +30,7 @@
 
 #include "pool/async_result.h"
 #include "pool/detail/lifecycle.h"
+#include "pool/detail/live_streams.h"
 #include "pool/detail/process/arena.h"
 #include "pool/detail/process/protocol.h"
 #include "pool/detail/process/shared_segment.h"
@@ -80,18 +81,21 @@ class ProcessPoolCore final : public Driver {
   // replacement cannot be started.
   int running() const;
 
-  // Throws PoolNotRunning after close()/terminate(), WorkerStartError or InitializerError when no
-  // worker can run, std::logic_error from another process or thread or from inside a callback.
-  void check_can_submit() const;
+  // Throws PoolNotRunning after close()/terminate() (past `latest`), WorkerStartError or
+  // InitializerError when no worker can run, std::logic_error from another process or thread or
+  // from inside a callback.
+  void check_can_submit(Lifecycle::State latest = Lifecycle::State::kOpen) const;
 
   // An arena region of `bytes` for a new job: waits for running jobs to free space, or grows the
-  // arena once none run. Returns its offset.
-  std::uint64_t allocate_region(std::size_t bytes);
+  // arena once none run. Returns its offset. Throws PoolNotRunning past `latest`.
+  std::uint64_t allocate_region(std::size_t bytes,
+                                Lifecycle::State latest = Lifecycle::State::kOpen);
   std::byte* arena() const { return arena_.data(); }
   // Posts `job` (offsets already relative to the arena) whose parts lie in `region`. Returns its
-  // position. Waits while kJobSlots jobs are still in flight.
+  // position. Waits while kJobSlots jobs are still in flight. Throws PoolNotRunning past `latest`.
   std::uint64_t post(const JobDescriptor& job, std::uint64_t region,
-                     std::shared_ptr<JobListener> listener);
+                     std::shared_ptr<JobListener> listener,
+                     Lifecycle::State latest = Lifecycle::State::kOpen);
   // Stops handing out the job's chunks; its listener is settled with PoolNotRunning unless it was.
   void cancel(std::uint64_t position);
 
@@ -110,6 +114,8 @@ class ProcessPoolCore final : public Driver {
   void terminate();
   // While alive, the pool has not been destroyed; streams check it before driving.
   std::weak_ptr<void> lifetime() const { return lifetime_; }
+  // The streams open on the pool, which join() lets post the rest of their input.
+  LiveStreams& live_streams() { return streams_; }
 
  private:
   struct Worker {
@@ -189,6 +195,8 @@ class ProcessPoolCore final : public Driver {
 
   // core.cc
   void wait_for_startup();
+  // The workers are stopped: every job's region is freed and its listener retired.
+  void retire_all();
   void stop_workers(bool kill_now);
   void check_caller() const;
 
@@ -203,6 +211,7 @@ class ProcessPoolCore final : public Driver {
   int vacant_ = 0;                    // slots with `vacant` set
   CoreOptions options_;
   Lifecycle lifecycle_;
+  LiveStreams streams_;
   int driving_ = 0;            // nesting depth of drive_until; callbacks run inside it
   std::exception_ptr broken_;  // an initializer failed: nothing can run
   SharedSegment control_segment_;

@@ -136,10 +136,12 @@ class JobBuilder {
 
   const JobDescriptor& job() const { return job_; }
 
-  // Lays the job out in a new region and posts it; `job()` then holds the arena offsets.
+  // Lays the job out in a new region and posts it; `job()` then holds the arena offsets. latest:
+  // the last pool state that accepts it (a stream's batches are accepted after close()).
   std::uint64_t post(void (*runner)(WorkerContext&, std::uint64_t),
                      std::shared_ptr<JobListener> listener,
-                     const std::function<void(const JobDescriptor&)>& before_post = {}) {
+                     const std::function<void(const JobDescriptor&)>& before_post = {},
+                     Lifecycle::State latest = Lifecycle::State::kOpen) {
     job_.runner = runner;
     const char* what = what_.c_str();
     const std::uint64_t chunks = job_.n_chunks;
@@ -172,7 +174,7 @@ class JobBuilder {
                                        describe_bytes(returned_bytes_) + ")");
     }
 
-    const std::uint64_t region = core_.allocate_region(layout.size());
+    const std::uint64_t region = core_.allocate_region(layout.size(), latest);
     std::byte* base = core_.arena() + region;
     // Every part sits at a non-zero offset from the arena: the allocator's header comes first.
     job_.function_offset = region + function_at;
@@ -200,7 +202,7 @@ class JobBuilder {
     if (log_) job_.log_offset = region + log_at;
     job_.failure_offset = region + failures_at;
     if (before_post) before_post(job_);
-    return core_.post(job_, region, std::move(listener));
+    return core_.post(job_, region, std::move(listener), latest);
   }
 
  private:

@@ -21,7 +21,8 @@ std::exception_ptr not_running(const char* why) {
 }  // namespace
 
 std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t region,
-                                    std::shared_ptr<JobListener> listener) {
+                                    std::shared_ptr<JobListener> listener,
+                                    Lifecycle::State latest) {
   if (!live_.empty() && posted_ - live_.front().position >= kJobSlots) {
     drive_until(
         [this] {
@@ -31,7 +32,7 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
         std::nullopt);
   }
   try {
-    check_can_submit();
+    check_can_submit(latest);
   } catch (...) {
     arena_.free(region);
     throw;
@@ -115,13 +116,12 @@ std::exception_ptr ProcessPoolCore::failure_of_chunk(LiveJob& job, std::uint64_t
 
 std::exception_ptr ProcessPoolCore::lowest_failure(LiveJob& job) {
   auto* failures = reinterpret_cast<WorkerFailure*>(arena_.data() + job.job.failure_offset);
-  std::optional<TaskFailure> lowest;
+  LowestFailure lowest;
   for (std::uint32_t w = 0; w < workers_.size(); ++w) {
     if (failures[w].chunk_plus_one.load(std::memory_order_acquire) == 0) continue;
-    TaskFailure failure = read_failure(w, failures[w].offset, failures[w].size);
-    if (!lowest || failure.index < lowest->index) lowest = std::move(failure);
+    lowest.add(read_failure(w, failures[w].offset, failures[w].size));
   }
-  return lowest ? std::make_exception_ptr(lowest->to_error()) : nullptr;
+  return lowest.error();
 }
 
 void ProcessPoolCore::settle(LiveJob& job, std::exception_ptr error) {

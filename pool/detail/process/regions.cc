@@ -10,8 +10,8 @@
 
 namespace pool::detail {
 
-std::uint64_t ProcessPoolCore::allocate_region(std::size_t bytes) {
-  check_can_submit();
+std::uint64_t ProcessPoolCore::allocate_region(std::size_t bytes, Lifecycle::State latest) {
+  check_can_submit(latest);
   for (;;) {
     if (std::optional<std::uint64_t> offset = arena_.allocate(bytes)) {
       try {
@@ -28,9 +28,10 @@ std::uint64_t ProcessPoolCore::allocate_region(std::size_t bytes) {
       continue;
     }
     // Running jobs hold the space: wait until one finishes, then try again.
-    drive_until([&] { return arena_.regions() < before || broken_ || !lifecycle_.open(); },
-                std::nullopt);
-    check_can_submit();
+    drive_until(
+        [&] { return arena_.regions() < before || broken_ || lifecycle_.state() > latest; },
+        std::nullopt);
+    check_can_submit(latest);
   }
 }
 

@@ -5,9 +5,12 @@
 #ifndef POOL_DETAIL_THREADS_BACKEND_H_
 #define POOL_DETAIL_THREADS_BACKEND_H_
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <ranges>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -16,9 +19,12 @@
 #include "pool/detail/backend.h"
 #include "pool/detail/call_adapters.h"
 #include "pool/detail/chunking.h"
-#include "pool/detail/threads/chunk_stream.h"
+#include "pool/detail/memory_limits.h"
+#include "pool/detail/stream_engine.h"
 #include "pool/detail/threads/core.h"
+#include "pool/detail/threads/kernels.h"
 #include "pool/detail/threads/map_jobs.h"
+#include "pool/detail/threads/stream_batches.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
 
@@ -76,13 +82,36 @@ class ThreadBackend {
   // The stream owns a copy of f, and the input when it is an rvalue.
   template <class Out, bool kOrdered, class F, class Inputs>
   ResultStream<Out> stream(F&& f, Inputs&& inputs, std::size_t chunksize, CallInfo) {
-    return thread_imap<Out, kOrdered>(*core_, std::forward<F>(f), std::forward<Inputs>(inputs),
-                                      chunksize);
+    using Range = std::remove_reference_t<Inputs>;
+    using Result = ItemResult<F, Range>;
+    using Kernel = MapKernel<std::decay_t<F>, std::ranges::range_value_t<Range>, Result>;
+    core_->check_can_submit();
+    chunksize = stream_chunksize(inputs, static_cast<std::size_t>(size()), chunksize);
+    if constexpr (std::ranges::sized_range<Range>) {
+      // A chunk's results are held together, so a chunk of a long input can be too large to exist.
+      const std::uint64_t items =
+          std::min<std::uint64_t>(chunksize, static_cast<std::uint64_t>(std::ranges::size(inputs)));
+      const std::uint64_t bytes =
+          checked_product(items, sizeof(Result), "imap's chunk of results (items x bytes)");
+      if (bytes > memory_limit_bytes()) {
+        check_memory_request(bytes, "imap's chunk of " + std::to_string(items) + " results");
+      }
+    }
+    return make_stream<Out, kOrdered>(
+        ThreadStreamBatches<Kernel>(*core_, Kernel{std::forward<F>(f)}),
+        std::forward<Inputs>(inputs), chunksize);
   }
 
+  // Blocks; f, op and inputs are used in place.
   template <class F, class Inputs, class Op, class T>
   T map_reduce(F& f, Inputs&& inputs, Op& op, T init, std::size_t chunksize, CallInfo) {
-    return thread_map_reduce(*core_, f, inputs, op, std::move(init), chunksize);
+    using Result = ItemResult<F, std::remove_reference_t<Inputs>>;
+    using Kernel = ReduceKernel<F&, std::ranges::range_value_t<std::remove_reference_t<Inputs>>,
+                                Result, Op&, T>;
+    core_->check_can_submit();
+    chunksize = stream_chunksize(inputs, static_cast<std::size_t>(size()), chunksize);
+    return fold_stream(ThreadStreamBatches<Kernel>(*core_, Kernel{f, op, init}), inputs, chunksize,
+                       op, init);
   }
 
   void close() { core_->close(); }

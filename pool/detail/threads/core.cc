@@ -132,13 +132,13 @@ void ThreadPoolCore::close() {
 }
 
 void ThreadPoolCore::join() {
-  std::vector<LiveStream*> streams;
+  bool closed = false;
   {
     std::lock_guard<std::mutex> guard(mutex_);
     lifecycle_.check_can_join();
-    if (lifecycle_.state() == Lifecycle::State::kClosed) streams = streams_;
+    closed = lifecycle_.state() == Lifecycle::State::kClosed;
   }
-  for (LiveStream* stream : streams) stream->submit_all();
+  if (closed) streams_.post_rest();
   stop_threads();
 }
 
@@ -159,16 +159,6 @@ void ThreadPoolCore::terminate() {
     if (take_gil) release_gil();
   }
   stop_threads();
-}
-
-void ThreadPoolCore::add_stream(LiveStream* stream) {
-  std::lock_guard<std::mutex> guard(mutex_);
-  streams_.push_back(stream);
-}
-
-void ThreadPoolCore::remove_stream(LiveStream* stream) {
-  std::lock_guard<std::mutex> guard(mutex_);
-  streams_.erase(std::remove(streams_.begin(), streams_.end(), stream), streams_.end());
 }
 
 void ThreadPoolCore::stop_threads() {

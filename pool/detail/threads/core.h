@@ -21,6 +21,7 @@
 
 #include "pool/detail/gil_lock.h"
 #include "pool/detail/lifecycle.h"
+#include "pool/detail/live_streams.h"
 #include "pool/detail/trace_session.h"
 #include "pool/errors.h"
 
@@ -80,16 +81,6 @@ class ThreadJob {
   std::int64_t id_ = -1;
 };
 
-// A stream (imap, map_reduce) that submits its batches while it is read. join() asks each live
-// stream to submit the rest, so that, as in Python, its results can still be read after join().
-class LiveStream {
- public:
-  virtual void submit_all() = 0;
-
- protected:
-  ~LiveStream() = default;
-};
-
 class ThreadPoolCore {
  public:
   // With a GilLock, a thread holds it while it runs task code and callbacks, as CPython threads
@@ -124,8 +115,8 @@ class ThreadPoolCore {
   // running chunks, stops the threads.
   void terminate();
 
-  void add_stream(LiveStream* stream);
-  void remove_stream(LiveStream* stream);
+  // The streams open on the pool, which join() lets post the rest of their input.
+  LiveStreams& live_streams() { return streams_; }
 
  private:
   void serve(int index);
@@ -148,7 +139,7 @@ class ThreadPoolCore {
   std::condition_variable work_ready_;
   std::deque<std::shared_ptr<ThreadJob>> queue_;
   Lifecycle lifecycle_;
-  std::vector<LiveStream*> streams_;
+  LiveStreams streams_;
   // Startup: threads that ran their initializer, and the first initializer failure.
   std::condition_variable started_cv_;
   int started_ = 0;

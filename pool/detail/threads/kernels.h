@@ -1,5 +1,5 @@
 // What a thread runs for one chunk of a stream: imap's results or map_reduce's partial value,
-// with the task's failure or the input's own exception kept apart.
+// or the chunk's failure (the task's, or the input's own exception).
 #ifndef POOL_DETAIL_THREADS_KERNELS_H_
 #define POOL_DETAIL_THREADS_KERNELS_H_
 
@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -30,6 +29,12 @@ Result call_on_item(F& function, Ref&& ref) {
   }
 }
 
+// The exception in flight, as the TaskError of the task at `index`.
+inline std::exception_ptr failure_of(std::size_t index) {
+  return std::make_exception_ptr(
+      TaskFailure::capture(static_cast<std::int64_t>(index), std::current_exception()).to_error());
+}
+
 // An exception thrown by reading the input itself (not by the task): it reaches the caller as it
 // was thrown, as Python's imap raises the iterable's own exception.
 struct InputFailure {
@@ -46,36 +51,28 @@ decltype(auto) read_input(GetItem& get, std::size_t k) {
   }
 }
 
-// What one chunk produced: imap's results before its failure, if any, or map_reduce's partial.
-template <class Piece>
-struct ChunkOutput {
-  std::size_t first_index = 0;  // input index of the chunk's first item
-  std::vector<Piece> pieces;
-  std::optional<TaskFailure> failure;
-  std::exception_ptr input_error;  // the chunk yields nothing then, as in Python
-};
-
-// imap's chunk: f on every item.
+// imap's chunk: f on every item. Returns the chunk's failure: a TaskError naming the failing
+// item, or the input's own exception. A failed chunk yields nothing, as in Python.
 template <class Fn, class Item, class Result>
 struct MapKernel {
   using Piece = Result;
   Fn function;
 
   template <class GetItem>
-  void run(std::size_t first_index, std::size_t count, GetItem get, ChunkOutput<Result>& out) {
+  std::exception_ptr run(std::size_t first_index, std::size_t count, GetItem get,
+                         std::vector<Result>& out) {
     std::size_t k = 0;
     try {
-      out.pieces.reserve(count);
+      out.reserve(count);
       for (; k < count; ++k) {
-        out.pieces.push_back(call_on_item<Item, Result>(function, read_input(get, k)));
+        out.push_back(call_on_item<Item, Result>(function, read_input(get, k)));
         gil::checkpoint();  // item boundaries are switch points, like bytecode boundaries
       }
+      return nullptr;
     } catch (const InputFailure& input) {
-      out.input_error = input.error;
-      out.pieces.clear();
+      return input.error;
     } catch (...) {
-      out.failure = TaskFailure::capture(static_cast<std::int64_t>(first_index + k),
-                                         std::current_exception());
+      return failure_of(first_index + k);
     }
   }
 };
@@ -89,7 +86,8 @@ struct ReduceKernel {
   const T& init;
 
   template <class GetItem>
-  void run(std::size_t first_index, std::size_t count, GetItem get, ChunkOutput<T>& out) {
+  std::exception_ptr run(std::size_t first_index, std::size_t count, GetItem get,
+                         std::vector<T>& out) {
     std::size_t k = 0;
     try {
       T partial = init;
@@ -98,14 +96,12 @@ struct ReduceKernel {
                               call_on_item<Item, Result>(function, read_input(get, k)));
         gil::checkpoint();
       }
-      out.pieces.push_back(std::move(partial));
+      out.push_back(std::move(partial));
+      return nullptr;
     } catch (const InputFailure& input) {
-      out.input_error = input.error;
-      out.pieces.clear();
+      return input.error;
     } catch (...) {
-      out.failure =
-          TaskFailure::capture(static_cast<std::int64_t>(first_index + std::min(k, count - 1)),
-                               std::current_exception());
+      return failure_of(first_index + std::min(k, count - 1));
     }
   }
 };

@@ -129,9 +129,9 @@ class ThreadMapJob final : public ThreadJob {
   void record_failure(TaskFailure failure, std::exception_ptr input_error) {
     {
       std::lock_guard<std::mutex> guard(failure_mutex_);
-      if (failure_ && failure_->index < failure.index) return;
-      lowest_failure_.store(static_cast<std::size_t>(failure.index), std::memory_order_relaxed);
-      failure_ = std::move(failure);
+      const auto index = static_cast<std::size_t>(failure.index);
+      if (!failure_.add(std::move(failure))) return;
+      lowest_failure_.store(index, std::memory_order_relaxed);
       input_error_ = std::move(input_error);
     }
     cancel(nullptr);
@@ -142,7 +142,7 @@ class ThreadMapJob final : public ThreadJob {
       {
         std::lock_guard<std::mutex> guard(failure_mutex_);
         if (input_error_) return state_->fail(input_error_);
-        if (failure_) return state_->fail(std::make_exception_ptr(failure_->to_error()));
+        if (failure_) return state_->fail(failure_.error());
       }
       if (std::exception_ptr reason = cancel_reason()) return state_->fail(reason);
       std::vector<Result> results;
@@ -163,7 +163,7 @@ class ThreadMapJob final : public ThreadJob {
   std::vector<std::optional<Result>> slots_;
   std::atomic<std::size_t> lowest_failure_{std::numeric_limits<std::size_t>::max()};
   std::mutex failure_mutex_;
-  std::optional<TaskFailure> failure_;
+  LowestFailure failure_;
   std::exception_ptr input_error_;
   std::shared_ptr<State> state_;
 };
