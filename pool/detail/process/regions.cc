@@ -28,9 +28,8 @@ std::uint64_t ProcessPoolCore::allocate_region(std::size_t bytes, Lifecycle::Sta
       continue;
     }
     // Running jobs hold the space: wait until one finishes, then try again.
-    drive_until(
-        [&] { return arena_.regions() < before || broken_ || lifecycle_.state() > latest; },
-        std::nullopt);
+    drive_until([&] { return arena_.regions() < before || broken_ || lifecycle_.state() > latest; },
+                std::nullopt);
     check_can_submit(latest);
   }
 }
