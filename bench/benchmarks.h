@@ -20,6 +20,7 @@ struct Config {
   int workers = 2;          // the other workloads' pool size; default: available CPUs
   std::vector<std::int64_t> dispatch_items = {100'000, 1'000'000, 10'000'000};
   std::vector<int> startup_workers = {2, 4};
+  std::vector<std::int64_t> cold_items = {1'000'000, 10'000'000};
   std::int64_t result_doubles = 10'000'000;
   std::int64_t result_strings = 100'000;
   std::int64_t string_bytes = 1024;
@@ -42,6 +43,10 @@ void register_dispatch(const Config& config);
 void register_startup(const Config& config);
 void register_results(const Config& config);
 void register_sleep_map(const Config& config);
+void register_cold_calls(const Config& config);
+// The measuring child of the cold-call benchmarks (pool_benchmark --cold-child WHAT N WORKERS):
+// prints the seconds its one call took; returns the exit status.
+int run_cold_child(const std::string& what, std::int64_t n, int workers);
 
 }  // namespace bench
 

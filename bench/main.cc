@@ -2,6 +2,7 @@
 // (--benchmark_filter, --benchmark_repetitions, --benchmark_format=json, ...) plus the sizes below.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "bench/benchmarks.h"
@@ -29,13 +30,15 @@ bench::Config parse(int argc, char** argv) {
       "workers", po::value<std::string>()->default_value(std::to_string(cpus)),
       "workers of the dispatch and result pools")(
       "dispatch-items", po::value<std::string>()->default_value("100000,1000000,10000000"),
-      "dispatch: comma-separated N")("startup-workers",
-                                     po::value<std::string>()->default_value("2,4"),
-                                     "start-up: comma-separated pool sizes")(
-      "result-doubles", po::value<std::string>()->default_value("10000000"),
-      "results: doubles returned by one map")("result-strings",
-                                              po::value<std::string>()->default_value("100000"),
-                                              "results: 1 KiB strings returned by one map")(
+      "dispatch: comma-separated N")("cold-items",
+                                     po::value<std::string>()->default_value("1000000,10000000"),
+                                     "first call on a fresh pool: comma-separated N squares")(
+      "startup-workers", po::value<std::string>()->default_value("2,4"),
+      "start-up: comma-separated pool sizes")("result-doubles",
+                                              po::value<std::string>()->default_value("10000000"),
+                                              "results: doubles returned by one map")(
+      "result-strings", po::value<std::string>()->default_value("100000"),
+      "results: 1 KiB strings returned by one map")(
       "sleep-seconds", po::value<std::string>()->default_value("1.0"),
       "sleep map: seconds each of the 10 tasks sleeps");
   const po::variables_map flags = examples::parse_flags(
@@ -54,6 +57,7 @@ bench::Config parse(int argc, char** argv) {
   }
   config.workers = static_cast<int>(whole("workers", 1));
   config.dispatch_items = list("dispatch-items", 1);
+  config.cold_items = list("cold-items", 1);
   config.startup_workers = counts(list("startup-workers", 1));
   config.result_doubles = whole("result-doubles", 1);
   config.result_strings = whole("result-strings", 1);
@@ -65,12 +69,16 @@ bench::Config parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--cold-child") {
+    return bench::run_cold_child(argv[2], std::atoll(argv[3]), std::atoi(argv[4]));
+  }
   benchmark::Initialize(&argc, argv);  // takes its own flags out of argv
   const bench::Config config = parse(argc, argv);
   bench::register_slow_series(config);
   bench::register_dispatch(config);
   bench::register_startup(config);
   bench::register_results(config);
+  bench::register_cold_calls(config);
   bench::register_sleep_map(config);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

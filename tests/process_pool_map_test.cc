@@ -1,5 +1,10 @@
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <thread>
 #include <cmath>
 #include <list>
 #include <numeric>
@@ -176,6 +181,63 @@ TEST_F(ProcessPoolMap, ReturnsResultsLargerThanAPage) {
     EXPECT_EQ(pages[i].front(), 'a' + i % 26);
     EXPECT_EQ(pages[i].back(), 'a' + i % 26);
   }
+}
+
+// Large trivially copyable results stay in the workers' own memory and are pulled from there;
+// small chunks, and pools with maxtasksperchild, go through shared memory. Every way, the same
+// results in input order, also over calls that reuse the workers' memory.
+TEST_F(ProcessPoolMap, LargeResultsComeBackIntactWhetherPulledOrShared) {
+  constexpr long kItems = 3'000'000;
+  pool::ProcessPoolOptions recycled;
+  recycled.maxtasksperchild = 1'000'000;
+  pool::ProcessPool pulling(2);
+  pool::ProcessPool sharing(2, recycled);
+  for (pool::ProcessPool* workers : {&pulling, &sharing}) {
+    for (std::size_t chunksize : {std::size_t{0}, std::size_t{100'000}, std::size_t{1'000}}) {
+      for (int call = 0; call < 2; ++call) {
+        const std::vector<long> squares =
+            workers->map([](long x) { return x * x - 3; }, pool::range(0L, kItems), chunksize);
+        ASSERT_EQ(squares.size(), static_cast<std::size_t>(kItems));
+        for (long x = 0; x < kItems; ++x) ASSERT_EQ(squares[x], x * x - 3) << x;
+      }
+    }
+    long count = 0;
+    for (long value : workers->imap([](long x) { return -x; }, pool::range(0L, kItems), 50'000)) {
+      ASSERT_EQ(value, -count);
+      ++count;
+    }
+    EXPECT_EQ(count, kItems);
+  }
+}
+
+// A worker that dies after its chunk finished, before the caller collected the call, takes the
+// chunk's pulled results with it: the call fails with WorkerDied saying so, and the pool goes on.
+TEST_F(ProcessPoolMap, AWorkerThatDiesHoldingFinishedResultsFailsTheCallClearly) {
+  pool::ProcessPool workers(2);
+  auto big = workers.map_async([](long x) { return x + 1; }, pool::range(0L, 400'000L), 100'000);
+  std::vector<pool::AsyncResult<int>> deaths;
+  for (int i = 0; i < 2; ++i) {
+    deaths.push_back(workers.apply_async([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // `big` finishes meanwhile
+      ::raise(SIGKILL);
+      return 0;
+    }));
+  }
+  // The parent does not drive meanwhile: `big` finishes, then both workers die, before it looks.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // resumed after SIGCHLD
+  try {
+    const std::vector<long> values = big.get();
+    // Where the system forbids pulling, the results were in shared memory: nothing was lost.
+    ASSERT_EQ(values.size(), 400'000u);
+    EXPECT_EQ(values.back(), 400'000);
+  } catch (const pool::WorkerDied& died) {
+    EXPECT_EQ(died.signal(), SIGKILL);
+    EXPECT_NE(std::string(died.what()).find("results were still in its memory"), std::string::npos)
+        << died.what();
+  }
+  for (auto& death : deaths) EXPECT_THROW(death.get(), pool::WorkerDied);
+  EXPECT_EQ(workers.map([](long x) { return 2 * x; }, pool::range(0L, 200'000L), 100'000).back(),
+            399'998);
 }
 
 TEST_F(ProcessPoolMap, RunsTasksInWorkerProcesses) {

@@ -62,19 +62,28 @@ void for_each_item(WorkerContext& context, std::uint64_t chunk, std::uint64_t& i
   i = end;
 }
 
-// Stores the results of one chunk: in place (`slots` + first) or as a record of the worker's
-// result buffer. emit(store) calls store(result) for each result in order.
+// Stores the `count` results of one chunk: in this worker's own memory for the parent to pull,
+// in place (`slots` + first), or as a record of the worker's result buffer. emit(store) calls
+// store(result) for each result in order.
 template <class Result, bool kTraced, class Emit>
 void store_chunk_results(WorkerContext& context, std::uint64_t chunk, std::uint64_t first,
-                         Emit&& emit) {
+                         std::uint64_t count, Emit&& emit) {
   const JobDescriptor& job = context.job();
   if constexpr (std::is_trivially_copyable_v<Result>) {
-    auto* slots = reinterpret_cast<Result*>(context.arena() + job.result_offset);
-    std::uint64_t next = first;
+    Result* slots = nullptr;
+    std::byte* pulled = nullptr;
+    if (job.pulled_results != 0) {
+      pulled = context.begin_pulled(static_cast<std::size_t>(count) * sizeof(Result));
+      slots = reinterpret_cast<Result*>(pulled);
+    } else {
+      slots = reinterpret_cast<Result*>(context.arena() + job.result_offset) + first;
+    }
+    std::uint64_t next = 0;
     emit([&](auto&& result) {
       ::new (static_cast<void*>(slots + next++)) Result(std::forward<decltype(result)>(result));
     });
     if constexpr (kTraced) context.recorder().run_ends();
+    if (pulled != nullptr) context.end_pulled(chunk, pulled, next * sizeof(Result));
   } else {
     auto* records = reinterpret_cast<ChunkRecord*>(context.arena() + job.record_offset);
     // Traced, results are kept until the chunk's last task ran, so that encoding them shows as
@@ -95,7 +104,7 @@ void store_chunk_results(WorkerContext& context, std::uint64_t chunk, std::uint6
       }
     }
     records[chunk] =
-        ChunkRecord{context.index(), kRecordWritten, start, context.result_position() - start};
+        ChunkRecord{context.index(), kRecordWritten, start, context.result_position() - start, 0};
     context.end_record();
   }
 }
@@ -144,16 +153,16 @@ void run_map_job(WorkerContext& context, std::uint64_t chunk) {
   const JobDescriptor& job = context.job();
   DecodedFunction<F> decoded(context.arena() + job.function_offset, job.function_size);
   F& function = decoded.get();
-  run_chunks(context, chunk,
-             [&](auto traced, std::uint64_t chunk, std::uint64_t begin, std::uint64_t end,
-                 std::uint64_t& i) {
-               constexpr bool kTraced = decltype(traced)::value;
-               store_chunk_results<Result, kTraced>(context, chunk, begin, [&](auto&& store) {
-                 for_each_item<Item, kLazyRange, kTraced>(context, chunk, i, end, [&](Item& item) {
-                   store(std::invoke(function, item));
-                 });
-               });
-             });
+  run_chunks(
+      context, chunk,
+      [&](auto traced, std::uint64_t chunk, std::uint64_t begin, std::uint64_t end,
+          std::uint64_t& i) {
+        constexpr bool kTraced = decltype(traced)::value;
+        store_chunk_results<Result, kTraced>(context, chunk, begin, end - begin, [&](auto&& store) {
+          for_each_item<Item, kLazyRange, kTraced>(
+              context, chunk, i, end, [&](Item& item) { store(std::invoke(function, item)); });
+        });
+      });
 }
 
 // acc = op(acc, f(item)) over a chunk, from init; one T per chunk.
@@ -174,7 +183,7 @@ void run_reduce_job(WorkerContext& context, std::uint64_t chunk) {
           acc = std::invoke(op, std::move(acc), std::invoke(function, item));
         });
         if constexpr (kTraced) context.recorder().run_ends();
-        store_chunk_results<T, kTraced>(context, chunk, chunk,
+        store_chunk_results<T, kTraced>(context, chunk, chunk, 1,
                                         [&](auto&& store) { store(std::move(acc)); });
       });
 }

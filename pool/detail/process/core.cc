@@ -12,6 +12,7 @@
 #include "pool/detail/memory_limits.h"
 #include "pool/detail/process/event_loop.h"
 #include "pool/detail/process/os.h"
+#include "pool/detail/process/pulled_results.h"
 #include "pool/errors.h"
 
 namespace pool::detail {
@@ -75,6 +76,8 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
   try {
     for (std::uint32_t i = 0; i < count; ++i) spawn(i);
     if (options_.initializer) wait_for_startup();
+    pulls_results_ =
+        options_.maxtasksperchild == 0 && workers_[0].alive && can_pull_from(workers_[0].pid);
     constructed_ = true;
   } catch (...) {
     stop_workers(true);  // the destructor will not run: reap the ones already forked

@@ -43,6 +43,11 @@ namespace pool::detail {
 class EventLoop;
 struct Message;
 
+// Results are pulled from the workers' memory only for calls and chunks at least this large;
+// below, shared memory is as cheap and needs no system call.
+inline constexpr std::size_t kPullJobBytes = std::size_t{4} << 20;
+inline constexpr std::size_t kPullChunkBytes = std::size_t{64} << 10;
+
 struct CoreOptions {
   bool allow_fork_with_threads = false;
   std::function<void()> initializer;
@@ -103,6 +108,19 @@ class ProcessPoolCore final : public Driver {
   bool drive_until(const std::function<bool()>& done,
                    std::optional<Clock::time_point> deadline) override;
 
+  // Trivially copyable results of large calls (kPullJobBytes, kPullChunkBytes) stay in the workers'
+  // own memory and are pulled from there (pulled_results.h): not where the system forbids
+  // process_vm_readv, nor with maxtasksperchild (a worker may leave before they are read).
+  bool pulls_results() const { return pulls_results_; }
+  // Copies bytes [from, from + size) of a pulled chunk's results to `into`. Throws WorkerDied
+  // when the worker that holds them has died.
+  void pull(const ChunkRecord& record, std::uint64_t from, std::byte* into, std::size_t size);
+  // The parent is done with a chunk's record: the worker may reuse its memory.
+  void release(ChunkRecord& record) {
+    record.state = kRecordRead;
+    release_record(record.worker);
+  }
+
   // `size` bytes at `offset` of a worker's result buffer. Throws when outside the buffer.
   const std::byte* results_of(std::uint32_t worker, std::uint64_t offset, std::uint64_t size) const;
   // The parent has decoded one record of the worker's; the worker may reuse its buffer when all
@@ -121,6 +139,8 @@ class ProcessPoolCore final : public Driver {
   struct Worker {
     pid_t pid = -1;
     bool alive = false;
+    pid_t ended_pid = -1;  // the last worker of this slot that ended, and its wait status
+    int ended_status = 0;
     bool timed_out = false;
     bool awaiting_arena_ack = false;
     // No worker: its replacement could not be started; tried again at next_try_ns.
@@ -204,6 +224,7 @@ class ProcessPoolCore final : public Driver {
   std::thread::id owner_thread_;
   std::int64_t started_ns_;  // CLOCK_MONOTONIC, at construction
   bool constructed_ = false;
+  bool pulls_results_ = false;
   int start_failures_ = 0;  // failed starts since a worker last started
   std::string last_start_failure_;
   std::uint64_t oom_kills_seen_ = 0;  // the kernel's count, when a worker death last read it

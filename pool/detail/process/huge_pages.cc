@@ -21,4 +21,17 @@ void advise_huge_pages(void* data, std::size_t bytes) {
   ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
 }
 
+void populate_huge_pages(void* data, std::size_t bytes) {
+  advise_huge_pages(data, bytes);
+  if (data == nullptr || bytes == 0) return;
+  constexpr std::uintptr_t kPage = 4096;
+  const auto begin = reinterpret_cast<std::uintptr_t>(data) & ~(kPage - 1);
+  const auto end = reinterpret_cast<std::uintptr_t>(data) + bytes;
+#ifdef MADV_POPULATE_WRITE
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+#else
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, 23);  // MADV_POPULATE_WRITE
+#endif
+}
+
 }  // namespace pool::detail

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -110,12 +112,20 @@ class JobBuilder {
     const std::uint64_t count = per_chunk ? job_.n_chunks : job_.n_items;
     returned_bytes_ = checked_product(count, sizeof(Result), what_.c_str());
     if constexpr (std::is_trivially_copyable_v<Result>) {
-      result_bytes_ = returned_bytes_;
-      result_alignment_ = std::max<std::size_t>(alignof(Result), 16);
+      if (!per_chunk && core_.pulls_results() && returned_bytes_ >= kPullJobBytes &&
+          job_.chunksize >= kPullChunkBytes / sizeof(Result)) {
+        // Left in the workers' warm private memory and pulled from there (pulled_results.h).
+        job_.pulled_results = 1;
+        records_ = true;
+      } else {
+        result_bytes_ = returned_bytes_;
+        result_alignment_ = std::max<std::size_t>(alignof(Result), 16);
+      }
     } else {
       records_ = true;  // each worker's serialized results are checked in its own buffer
     }
-    planned_bytes_ = checked_sum(result_bytes_, returned_bytes_, what_.c_str());
+    // The workers' copy (shared or their own) and the parent's.
+    planned_bytes_ = checked_product(returned_bytes_, 2, what_.c_str());
     if (planned_bytes_ > memory_limit_bytes()) {
       const std::string shared =
           result_bytes_ != 0 ? describe_bytes(result_bytes_) + " of shared memory and as much again"
@@ -226,6 +236,28 @@ template <class Result>
 void read_results(ProcessPoolCore& core, const JobDescriptor& job, std::uint64_t chunk,
                   std::uint64_t first, std::uint64_t count, std::vector<Result>& out) {
   if constexpr (std::is_trivially_copyable_v<Result>) {
+    if (job.pulled_results != 0) {
+      auto& record = reinterpret_cast<ChunkRecord*>(core.arena() + job.record_offset)[chunk];
+      if (record.size != count * sizeof(Result)) {
+        throw std::runtime_error("pool: a chunk's pulled results have the wrong size");
+      }
+      // Through a small buffer that stays in cache: `out` is written once, by the copy.
+      constexpr std::uint64_t kStaging = std::max<std::uint64_t>(1, (256 << 10) / sizeof(Result));
+      const std::uint64_t items = std::min(kStaging, count);
+      constexpr std::align_val_t kAlignment{std::max(alignof(Result), alignof(std::max_align_t))};
+      const auto release = [](std::byte* p) { ::operator delete(p, kAlignment); };
+      const std::unique_ptr<std::byte, decltype(release)> staging(
+          static_cast<std::byte*>(::operator new(items * sizeof(Result), kAlignment)), release);
+      for (std::uint64_t from = 0; from < count;) {
+        const std::uint64_t step = std::min(items, count - from);
+        core.pull(record, from * sizeof(Result), staging.get(), step * sizeof(Result));
+        const auto* pulled = reinterpret_cast<const Result*>(staging.get());
+        out.insert(out.end(), pulled, pulled + step);
+        from += step;
+      }
+      core.release(record);
+      return;
+    }
     const auto* slots = reinterpret_cast<const Result*>(core.arena() + job.result_offset);
     out.insert(out.end(), slots + first, slots + first + count);
   } else {

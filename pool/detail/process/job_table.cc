@@ -1,13 +1,18 @@
 // The job table: posted jobs from their posting until no worker touches them, the chunks and
 // failures the workers report in shared memory, and each job's listener settled exactly once.
+#include <sys/wait.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 #include <utility>
 
 #include "pool/detail/process/core.h"
+#include "pool/detail/process/pulled_results.h"
 #include "pool/detail/serialization.h"
 #include "pool/errors.h"
 
@@ -180,6 +185,32 @@ void ProcessPoolCore::collect() {
   while (!live_.empty() && live_.front().region == 0 && all_workers_past(live_.front().position)) {
     live_.pop_front();
   }
+}
+
+void ProcessPoolCore::pull(const ChunkRecord& record, std::uint64_t from, std::byte* into,
+                           std::size_t size) {
+  const auto pid = static_cast<pid_t>(record.pid);
+  Worker* worker = record.worker < workers_.size() ? &workers_[record.worker] : nullptr;
+  const bool same = worker != nullptr && worker->pid == pid;
+  const int error =
+      same && worker->alive ? pull_bytes(pid, record.offset + from, into, size) : ESRCH;
+  if (error == 0) return;
+  if (error != ESRCH) {
+    throw std::system_error(error, std::generic_category(),
+                            "pool: could not read a chunk's results from its worker");
+  }
+  int status = 0;
+  if (worker != nullptr && worker->ended_pid == pid) {
+    status = worker->ended_status;
+  } else if (same) {
+    // Its memory is gone: it is ending, not yet reaped. Its status, leaving it to the reaper.
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) == 0) {
+      status = info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : info.si_status;
+    }
+  }
+  throw WorkerDied(WorkerDied::kNoTask, pid, status,
+                   "it had finished a chunk whose results were still in its memory");
 }
 
 void ProcessPoolCore::release_record(std::uint32_t worker) {

@@ -41,6 +41,8 @@ class CollectListener final : public JobListener {
       if constexpr (std::is_trivially_copyable_v<Result>) {
         // Faulting a large vector in 4 KiB at a time costs more than the copy itself.
         advise_huge_pages(results.data(), job_.n_items * sizeof(Result));
+      }
+      if (std::is_trivially_copyable_v<Result> && job_.pulled_results == 0) {
         // The slots hold every result in input order: one copy, whatever the chunksize.
         read_results(core_, job_, 0, 0, job_.n_items, results);
       } else {

@@ -42,18 +42,23 @@ struct JobDescriptor {
   std::uint64_t log_offset = 0;         // one std::atomic<uint32_t> per chunk: completion order
   std::uint64_t failure_offset = 0;     // one WorkerFailure per worker
   std::uint32_t notify_each_chunk = 0;  // wake a sleeping parent at every chunk, not just the last
+  // Trivially copyable results stay in the workers' own warm memory; each chunk's ChunkRecord
+  // says where, and the parent pulls them with process_vm_readv (see pulled_results.h).
+  std::uint32_t pulled_results = 0;
 };
 
 // A completion log entry: chunk + 1, with this bit when the chunk's task threw.
 inline constexpr std::uint32_t kChunkFailedBit = 1u << 31;
 inline constexpr std::uint64_t kMaxLoggedChunks = kChunkFailedBit - 1;
 
-// Where a worker serialized one chunk's results: a span of its result buffer.
+// Where a worker serialized one chunk's results: a span of its result buffer, or for pulled
+// results an address in the worker process `pid`.
 struct ChunkRecord {
   std::uint32_t worker;
   std::uint32_t state;  // kRecordWritten, then kRecordRead once the parent decoded it
   std::uint64_t offset;
   std::uint64_t size;
+  std::int64_t pid;
 };
 
 inline constexpr std::uint32_t kRecordWritten = 1;

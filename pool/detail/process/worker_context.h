@@ -4,6 +4,8 @@
 #ifndef POOL_DETAIL_PROCESS_WORKER_CONTEXT_H_
 #define POOL_DETAIL_PROCESS_WORKER_CONTEXT_H_
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/string.hpp>
@@ -17,6 +19,7 @@
 #include <utility>
 
 #include "pool/detail/process/protocol.h"
+#include "pool/detail/process/pulled_results.h"
 #include "pool/detail/task_failure.h"
 #include "pool/detail/trace_buffer.h"
 
@@ -79,14 +82,15 @@ class ParentLink {
 class WorkerContext {
  public:
   WorkerContext(ControlBlock* control, JobSlot* slot, std::uint32_t index, std::byte* arena,
-                ResultBuffer* results, ParentLink* parent, std::uint64_t* chunks_left,
-                SpanRecorder* recorder, std::uint64_t position)
+                ResultBuffer* results, PulledResults* pulled, ParentLink* parent,
+                std::uint64_t* chunks_left, SpanRecorder* recorder, std::uint64_t position)
       : slot_(slot),
         me_(control->slots() + index),
         index_(index),
         arena_(arena),
         results_(results),
         result_stream_(results),
+        pulled_(pulled),
         parent_(parent),
         chunks_left_(chunks_left),
         recorder_(recorder),
@@ -133,6 +137,21 @@ class WorkerContext {
     return result_stream_;
   }
   std::size_t result_position() const { return results_->position(); }
+  // Space in this worker's own memory for `bytes` of one chunk's results, which the parent pulls
+  // (JobDescriptor::pulled_results); end_pulled() records where they are.
+  std::byte* begin_pulled(std::size_t bytes) {
+    if (me_->records_produced.load(std::memory_order_relaxed) ==
+        me_->records_consumed.load(std::memory_order_acquire)) {
+      pulled_->rewind();
+    }
+    return pulled_->allocate(bytes);
+  }
+  void end_pulled(std::uint64_t chunk, const std::byte* data, std::size_t bytes) {
+    auto* records = reinterpret_cast<ChunkRecord*>(arena_ + slot_->job.record_offset);
+    records[chunk] = ChunkRecord{index_, kRecordWritten, reinterpret_cast<std::uint64_t>(data),
+                                 bytes, static_cast<std::int64_t>(::getpid())};
+    me_->records_produced.fetch_add(1, std::memory_order_release);
+  }
   void end_record() {
     me_->records_end.store(results_->position(), std::memory_order_relaxed);
     me_->records_produced.fetch_add(1, std::memory_order_release);
@@ -203,6 +222,7 @@ class WorkerContext {
   std::byte* arena_;
   ResultBuffer* results_;
   std::ostream result_stream_;
+  PulledResults* pulled_;
   ParentLink* parent_;
   std::uint64_t* chunks_left_;
   SpanRecorder* recorder_;

@@ -35,6 +35,8 @@ void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {
   Worker& worker = workers_[index];
   if (!worker.alive) return;
   worker.alive = false;
+  worker.ended_pid = worker.pid;
+  worker.ended_status = wait_status;
   close_channel(index);
   worker.pending_results = SharedSegment();
   if (worker.awaiting_arena_ack) {

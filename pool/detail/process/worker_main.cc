@@ -63,6 +63,7 @@ void WorkerLoop::serve() {
     std::byte* arena = setup_.arena;
     SharedSegment mapped_arena;  // the arena, once it was replaced after this fork
     ResultBuffer results([&](std::size_t bytes) { grow_results(bytes, results); });
+    PulledResults pulled;
     // Records of a dead predecessor that the parent has not read yet stay where they are.
     const bool unread = me.records_produced.load() != me.records_consumed.load();
     results.reset(setup_.results->data(), setup_.results->size(),
@@ -85,8 +86,8 @@ void WorkerLoop::serve() {
     for (;;) {
       if (position < control->posted.load(std::memory_order_acquire)) {
         JobSlot& job = control->slot_of(position);
-        WorkerContext context(control, &job, index, arena, &results, &link, &chunks_left, &recorder,
-                              position);
+        WorkerContext context(control, &job, index, arena, &results, &pulled, &link, &chunks_left,
+                              &recorder, position);
         std::uint64_t chunk = 0;
         recorder.start_overhead();
         if (context.next_chunk(chunk)) {
