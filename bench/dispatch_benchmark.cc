@@ -1,7 +1,8 @@
 // Workload 2: handing out work. map(x -> x * x, range(0, N)) on a pool of the available CPUs, with
 // single items (chunksize 1) and with the default chunksize, beside the limit for single items:
 // two processes taking indices from one atomic counter in shared memory. The same squares read as
-// a stream (imap, batch by batch) on a ProcessPool and a FreeThreadPool.
+// a stream (imap, batch by batch) on a ProcessPool and a FreeThreadPool, and the task as a plain
+// function, through a pointer and as pool::fn.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -18,6 +19,8 @@ namespace {
 struct Square {
   std::int64_t operator()(std::int64_t x) const { return x * x; }
 };
+
+std::int64_t square(std::int64_t x) { return x * x; }
 
 // The last item's square proves the run did the work.
 void check_last(benchmark::State& state, std::int64_t items, std::int64_t last) {
@@ -71,6 +74,28 @@ void register_dispatch(const Config& config) {
         read_stream(state, workers, items, chunksize);
       })->UseRealTime();
     }
+    // The same task as a plain function: through a pointer, and named at compile time.
+    add_benchmark("dispatch/process_pool/function_pointer/chunksize:default" + size,
+                  [=](benchmark::State& state) {
+                    pool::ProcessPool workers(pool_size);
+                    std::int64_t last = 0;
+                    for (auto _ : state) {
+                      last = workers.map(&square, pool::range(std::int64_t{0}, items)).back();
+                    }
+                    check_last(state, items, last);
+                    state.SetItemsProcessed(state.iterations() * items);
+                  })
+        ->UseRealTime();
+    add_benchmark("dispatch/process_pool/pool_fn/chunksize:default" + size, [=](benchmark::State&
+                                                                                    state) {
+      pool::ProcessPool workers(pool_size);
+      std::int64_t last = 0;
+      for (auto _ : state) {
+        last = workers.map(pool::fn<&square>, pool::range(std::int64_t{0}, items)).back();
+      }
+      check_last(state, items, last);
+      state.SetItemsProcessed(state.iterations() * items);
+    })->UseRealTime();
     add_benchmark("dispatch/shared_counter" + size, [=](benchmark::State& state) {
       SharedCounterLimit limit(items);
       for (auto _ : state) limit.run(items);

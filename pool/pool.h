@@ -1,5 +1,5 @@
-// The one header users include: every pool, pool::range, pool::SharedArray, pool::gil, pool::Trace,
-// and the errors pools throw.
+// The one header users include: every pool, pool::range, pool::fn, pool::SharedArray, pool::gil,
+// pool::Trace, and the errors pools throw.
 #ifndef POOL_POOL_H_
 #define POOL_POOL_H_
 
@@ -7,6 +7,7 @@
 #include "pool/async_result.h"
 #include "pool/cpus.h"
 #include "pool/errors.h"
+#include "pool/fn.h"
 #include "pool/gil.h"
 #include "pool/pool_concept.h"
 #include "pool/process_pool.h"

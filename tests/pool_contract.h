@@ -348,6 +348,19 @@ TYPED_TEST_P(PoolContract, CapturedValuesTravelWithTheFunction) {
   for (long x = 0; x < 10; ++x) EXPECT_EQ(shifted[static_cast<std::size_t>(x)], 0.5 * (x + 1000));
 }
 
+TYPED_TEST_P(PoolContract, AFunctionNamedWithFnRunsInEveryCall) {
+  auto workers = PoolTraits<TypeParam>::make(2);
+  std::vector<long> expected;
+  for (long x = 0; x < 1000; ++x) expected.push_back(x * x);
+  EXPECT_EQ(workers.map(pool::fn<&square>, pool::range(0L, 1000L)), expected);
+  EXPECT_EQ(workers.imap(pool::fn<&square>, pool::range(0L, 1000L), 7).collect(), expected);
+  EXPECT_EQ(workers.apply(pool::fn<&square>, 12L), 144L);
+  EXPECT_EQ(workers.map_reduce(pool::fn<&square>, pool::range(0L, 1000L), std::plus<>(), 0L),
+            std::accumulate(expected.begin(), expected.end(), 0L));
+  // The same function given as a pointer gives the same results.
+  EXPECT_EQ(workers.map(square, pool::range(0L, 1000L)), expected);
+}
+
 TYPED_TEST_P(PoolContract, ATaskErrorNamesTheLowestFailingIndexAndThePoolGoesOn) {
   auto workers = PoolTraits<TypeParam>::make(3);
   const auto fails_at_37_and_81 = [](int x) {
@@ -1024,7 +1037,8 @@ TYPED_TEST_P(PoolContract, AThrowingInitializerFailsTheConstructorWithInitialize
 REGISTER_TYPED_TEST_SUITE_P(
     PoolContract, MapKeepsInputOrderForEveryChunksize,
     MapOfAnEmptyInputIsEmptyAndMapAsyncRunsItsCallbackOnce, SerializedItemsAndResultsTravelIntact,
-    CapturedValuesTravelWithTheFunction, ATaskErrorNamesTheLowestFailingIndexAndThePoolGoesOn,
+    CapturedValuesTravelWithTheFunction, AFunctionNamedWithFnRunsInEveryCall,
+    ATaskErrorNamesTheLowestFailingIndexAndThePoolGoesOn,
     MapAsyncGetReturnsTheResultsInOrderAndMayBeCalledAgain,
     CallbackRunsOnceWithTheResultsBeforeTheyAreReady, ErrorCallbackRunsOnceWithTheTaskError,
     ApplyAsyncWithArgsRunsItsCallbackOrItsErrorCallback,

@@ -39,6 +39,7 @@ check DispatchRowPerSizeAndChunksize test "$(rows "$out" 'dispatch x*x' | wc -l)
 check LinearityRowPerChunksize test "$(rows "$out" 'dispatch, ' | grep -c 'slowest / fastest')" -eq 2
 check StartupRowsFor2And4Workers test "$(rows "$out" 'start-up' | wc -l)" -eq 2
 check ResultRowsForDoublesAndStrings test "$(rows "$out" 'map returning 10^' | grep -c 'time / memcpy')" -eq 2
+check ColdRowsPerSizeTwiceAndOneForStrings test "$(rows "$out" 'first map of' | wc -l)" -eq 3
 check SleepRowPerPool test "$(rows "$out" 'sleep map' | wc -l)" -eq 3
 check MemoryRowsForParentAndWorker test "$(rows "$out" 'map' | grep -c 'peak RSS')" -eq 4
 check EveryVerdictIsYesNoOrNone bash -c '! grep "^| " <<<"$0" | tail -n +3 | grep -vqE "\| (yes|\*\*no\*\*|—) \|$"' "$out"
@@ -63,7 +64,7 @@ check BadRepetitionsSayWhy grep -q 'must be a whole number >= 1' "$tmp/err2"
 
 compared=$(tools/compare_python --quick --bin "$bin" --workers 2 --repetitions 1 2>"$tmp/err3")
 check ComparePythonExitsWith0 test $? -eq 0
-check ComparePythonHasFiveWorkloads test "$(grep -cE '^\| (slow series|map x\*x|start-up|sleep map)' <<<"$compared")" -eq 5
+check ComparePythonHasSixWorkloads test "$(grep -cE '^\| (slow series|map x\*x|start-up|first map|sleep map)' <<<"$compared")" -eq 6
 check ComparePythonNamesDebiansPython grep -qE '^\| workload \| Python 3\.[0-9]+\.[0-9]+ \| ours \| ratio \| target \|$' <<<"$compared"
 check ComparePythonRatiosArePositive bash -c '! grep -E "^\| (slow|map|start|sleep)" <<<"$0" | awk -F " [|] " "{ if (\$4 + 0 <= 0) bad = 1 } END { exit !bad }"' "$compared"
 tools/compare_python --python /nonexistent/python3 --bin "$bin" >/dev/null 2>"$tmp/err4"

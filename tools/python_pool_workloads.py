@@ -72,6 +72,17 @@ def startup(workers):
         pool.join()
 
 
+def first_map(workers, n):
+    """The first map on a fresh pool; only the map is timed."""
+    with multiprocessing.Pool(workers) as pool:
+        start = time.perf_counter()
+        pool.map(square, range(n))
+        seconds = time.perf_counter() - start
+        pool.close()
+        pool.join()
+    return seconds
+
+
 def sleep_map(seconds):
     with multiprocessing.Pool(4) as pool:
         pool.map(nap, [seconds] * 10)
@@ -85,6 +96,7 @@ def main():
     parser.add_argument("--n", type=int, default=10_000_000)
     parser.add_argument("--single-items", type=int, default=100_000)
     parser.add_argument("--chunked-items", type=int, default=1_000_000)
+    parser.add_argument("--cold-items", type=str, default="1000000,10000000")
     parser.add_argument("--sleep", type=float, default=1.0)
     parser.add_argument("--repetitions", type=int, default=3)
     args = parser.parse_args()
@@ -98,6 +110,9 @@ def main():
     result["single_items_per_second"] = args.single_items / single
     result["chunked_items_per_second"] = args.chunked_items / chunked
     result["startup_seconds"] = timed(lambda: startup(args.workers), max(reps, 10))
+    result["first_map_seconds"] = {
+        n: statistics.median(first_map(args.workers, int(n)) for _ in range(reps))
+        for n in args.cold_items.split(",")}
     result["sleep_map_seconds"] = timed(lambda: sleep_map(args.sleep), 1 if args.sleep >= 0.5 else reps)
     print(json.dumps(result))
 
