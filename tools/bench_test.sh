@@ -35,7 +35,8 @@ check TableHasItsHeader grep -qx '| workload | ours | reference | ratio | target
 check OneSlowSeriesRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -cE 'workers?: ProcessPool / fork\(\)\+pipe\|')" -eq 2
 check EfficiencyRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'efficiency, ProcessPool')" -eq 2
 check OpenMPRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'FreeThreadPool / OpenMP')" -eq 2
-check DispatchRowPerSizeAndChunksize test "$(rows "$out" 'dispatch x*x' | wc -l)" -eq 4
+check DispatchRowPerSizeAndChunksize test "$(rows "$out" 'dispatch x*x, ' | wc -l)" -eq 4
+check FunctionRowsPerSize test "$(rows "$out" 'dispatch x*x as a plain function' | wc -l)" -eq 4
 check LinearityRowPerChunksize test "$(rows "$out" 'dispatch, ' | grep -c 'slowest / fastest')" -eq 2
 check StartupRowsFor2And4Workers test "$(rows "$out" 'start-up' | wc -l)" -eq 2
 check ResultRowsForDoublesAndStrings test "$(rows "$out" 'map returning 10^' | grep -c 'time / memcpy')" -eq 2
