@@ -1,7 +1,8 @@
 // Workload 6: the first call on a fresh pool, as a program that maps its big input once sees it.
 // Each repetition runs in a fresh process (this binary again, with --cold-child): it makes a
 // ProcessPool and times its first map only: map(x -> x * x) over 10^6 and 10^7 longs, and 10^5
-// strings of 1 KiB. Beside it, measured the same way in the same run, the serial loop writing the
+// strings of 1 KiB; and a pool's whole life (start-up, map of 10, shutdown) beside as many bare
+// fork()+waitpid. Beside it, measured the same way in the same run, the serial loop writing the
 // same results into fresh memory: a plain buffer (this machine pays for the first touch of every
 // 4 KiB page) and one advised for huge pages (the floor: first touch paid 2 MiB at a time). A
 // fresh process matters: memory this process used before would be warm, and after a fork the
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "bench/benchmarks.h"
+#include "bench/references.h"
 #include "pool/pool.h"
 
 namespace bench {
@@ -126,6 +128,20 @@ int run_cold_child(const std::string& what, std::int64_t n, int workers) {
     }
     seconds = seconds_since(start);
     if (!right) return 1;
+  } else if (what == "startup/process_pool") {
+    // A pool's whole life for a map of n, as a short program's first pool.
+    const Clock::time_point start = Clock::now();
+    std::int64_t last = 0;
+    {
+      pool::ProcessPool fresh(workers);
+      last = fresh.map(Square{}, pool::range(std::int64_t{0}, n)).back();
+    }
+    seconds = seconds_since(start);
+    if (last != (n - 1) * (n - 1)) return 1;
+  } else if (what == "startup/fork_waitpid") {
+    const Clock::time_point start = Clock::now();
+    fork_and_reap(workers);
+    seconds = seconds_since(start);
   } else if (what == "squares/serial_plain" || what == "squares/serial_huge_pages") {
     const Clock::time_point start = Clock::now();
     auto squares = fresh_buffer(n, what == "squares/serial_huge_pages");
@@ -153,6 +169,12 @@ void register_cold_calls(const Config& config) {
     for (const char* what :
          {"squares/process_pool", "squares/serial_plain", "squares/serial_huge_pages"}) {
       fresh_process_benchmark(std::string("cold/") + what + size, what, n, config.workers);
+    }
+  }
+  for (int workers : config.startup_workers) {
+    for (const char* what : {"startup/process_pool", "startup/fork_waitpid"}) {
+      fresh_process_benchmark(std::string("cold/") + what + "/workers:" + std::to_string(workers),
+                              what, 10, workers);
     }
   }
   const std::string size = "/N:" + std::to_string(config.result_strings);

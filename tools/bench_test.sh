@@ -38,9 +38,10 @@ check OpenMPRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'Fre
 check DispatchRowPerSizeAndChunksize test "$(rows "$out" 'dispatch x*x, ' | wc -l)" -eq 4
 check FunctionRowsPerSize test "$(rows "$out" 'dispatch x*x as a plain function' | wc -l)" -eq 4
 check LinearityRowPerChunksize test "$(rows "$out" 'dispatch, ' | grep -c 'slowest / fastest')" -eq 2
-check StartupRowsFor2And4Workers test "$(rows "$out" 'start-up' | wc -l)" -eq 2
+check StartupRowsFor2And4Workers test "$(rows "$out" 'start-up + map of 10 + shutdown, ' | wc -l)" -eq 2
 check ResultRowsForDoublesAndStrings test "$(rows "$out" 'map returning 10^' | grep -c 'time / memcpy')" -eq 2
 check ColdRowsPerSizeTwiceAndOneForStrings test "$(rows "$out" 'first map of' | wc -l)" -eq 3
+check FreshProcessStartupRowsFor2And4Workers test "$(rows "$out" 'start-up + map of 10 + shutdown in a fresh' | wc -l)" -eq 2
 check SleepRowPerPool test "$(rows "$out" 'sleep map' | wc -l)" -eq 3
 check MemoryRowsForParentAndWorker test "$(rows "$out" 'map' | grep -c 'peak RSS')" -eq 4
 check EveryVerdictIsYesNoOrNone bash -c '! grep "^| " <<<"$0" | tail -n +3 | grep -vqE "\| (yes|\*\*no\*\*|—) \|$"' "$out"

@@ -15,6 +15,13 @@ namespace pool::detail {
 // memsw, v2 memory.max) when lower. Read once and cached.
 std::uint64_t memory_limit_bytes();
 
+// bytes > memory_limit_bytes(), without reading the limits for requests under 16 MiB: every
+// system this runs on has that much, and the first reading costs about a millisecond of a
+// program's first small call.
+inline bool beyond_memory_limit(std::uint64_t bytes) {
+  return bytes >= (std::uint64_t{16} << 20) && bytes > memory_limit_bytes();
+}
+
 // a * b, a + b. Throws std::length_error naming `what` and both operands when the result does not
 // fit in 64 bits; `what` names the size being computed, e.g. "map's results (items x bytes)".
 std::uint64_t checked_product(std::uint64_t a, std::uint64_t b, const char* what);

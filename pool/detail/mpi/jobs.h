@@ -58,7 +58,7 @@ std::size_t check_mpi_map_sizes(const char* name, std::uint64_t items, std::uint
   const std::uint64_t results = checked_product(items, sizeof(R), kWhat);
   const std::uint64_t table = checked_product(chunks, sizeof(MpiChunk), kWhat);
   const std::uint64_t total = checked_sum(results, table, kWhat);
-  if (total > memory_limit_bytes()) {
+  if (beyond_memory_limit(total)) {
     check_memory_request(
         total,
         std::string(name) + "'s results (" + describe_bytes(results) + " for the returned vector)" +

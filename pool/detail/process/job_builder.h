@@ -88,7 +88,7 @@ class JobBuilder {
       const std::uint64_t total =
           checked_sum(checked_sum(checked_product(encoded, 2, what_.c_str()), index, what_.c_str()),
                       planned_bytes_, what_.c_str());
-      if (total > memory_limit_bytes()) {
+      if (beyond_memory_limit(total)) {
         check_memory_request(total, std::string(call_) + "'s inputs (" + describe_bytes(encoded) +
                                         ", encoded and then copied to shared memory) and results");
       }
@@ -126,7 +126,7 @@ class JobBuilder {
     }
     // The workers' copy (shared or their own) and the parent's.
     planned_bytes_ = checked_product(returned_bytes_, 2, what_.c_str());
-    if (planned_bytes_ > memory_limit_bytes()) {
+    if (beyond_memory_limit(planned_bytes_)) {
       const std::string shared =
           result_bytes_ != 0 ? describe_bytes(result_bytes_) + " of shared memory and as much again"
                              : describe_bytes(returned_bytes_);
@@ -177,7 +177,7 @@ class JobBuilder {
     // Checked before the region exists: allocating it may grow the arena, and the workers could
     // not fill what the machine cannot hold.
     const std::uint64_t needed = checked_sum(layout.size(), returned_bytes_, what);
-    if (needed > memory_limit_bytes()) {
+    if (beyond_memory_limit(needed)) {
       check_memory_request(needed, std::string(call_) + "'s shared-memory region (" +
                                        describe_bytes(layout.size()) +
                                        ") and the parent's copy of its results (" +

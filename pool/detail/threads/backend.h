@@ -93,7 +93,7 @@ class ThreadBackend {
           std::min<std::uint64_t>(chunksize, static_cast<std::uint64_t>(std::ranges::size(inputs)));
       const std::uint64_t bytes =
           checked_product(items, sizeof(Result), "imap's chunk of results (items x bytes)");
-      if (bytes > memory_limit_bytes()) {
+      if (beyond_memory_limit(bytes)) {
         check_memory_request(bytes, "imap's chunk of " + std::to_string(items) + " results");
       }
     }

@@ -220,7 +220,7 @@ void check_map_sizes(std::size_t n, std::size_t item_bytes) {
   const std::uint64_t returned = checked_product(n, sizeof(Result), kWhat);
   const std::uint64_t inputs = checked_product(n, item_bytes, kWhat);
   const std::uint64_t total = checked_sum(checked_sum(slots, returned, kWhat), inputs, kWhat);
-  if (total <= memory_limit_bytes()) return;
+  if (!beyond_memory_limit(total)) return;
   check_memory_request(
       total, "map's results (" + describe_bytes(slots) + " of slots while the threads run and " +
                  describe_bytes(returned) + " for the returned vector)" +
