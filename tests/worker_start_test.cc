@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <numeric>
@@ -51,6 +52,19 @@ pid_t a_worker_pid(pool::ProcessPool& workers) {
   return workers.apply([] { return static_cast<int>(::getpid()); });
 }
 
+// Until `pid` is a zombie or gone (at most 10 s).
+void wait_until_dead(pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return;
+    const std::size_t close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z') return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 // Runs body in a child process with a pool of `size` workers, one of them killed, whose user may
 // start no more processes: every replacement fork fails (EAGAIN).
 ChildOutcome with_forks_refused(int size,
@@ -63,7 +77,11 @@ ChildOutcome with_forks_refused(int size,
         }
         pool::ProcessPool workers(size);
         if (!refuse_forks()) return kCannotSetUp;
-        ::kill(a_worker_pid(workers), SIGKILL);
+        const pid_t victim = a_worker_pid(workers);
+        ::kill(victim, SIGKILL);
+        // Dead (a zombie the pool has yet to reap) before the body's first call, so that the
+        // pool notices the death there and not, by chance, after it.
+        wait_until_dead(victim);
         return body(workers, report);
       },
       std::chrono::seconds(60));
