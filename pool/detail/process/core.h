@@ -47,6 +47,8 @@ struct Message;
 // below, shared memory is as cheap and needs no system call.
 inline constexpr std::size_t kPullJobBytes = std::size_t{4} << 20;
 inline constexpr std::size_t kPullChunkBytes = std::size_t{64} << 10;
+// Pulled results pass through a buffer of this size on their way into the returned vector.
+inline constexpr std::size_t kPullStagingBytes = std::size_t{256} << 10;
 
 struct CoreOptions {
   bool allow_fork_with_threads = false;
@@ -115,6 +117,9 @@ class ProcessPoolCore final : public Driver {
   // Copies bytes [from, from + size) of a pulled chunk's results to `into`. Throws WorkerDied
   // when the worker that holds them has died.
   void pull(const ChunkRecord& record, std::uint64_t from, std::byte* into, std::size_t size);
+  // A buffer of at least `bytes` aligned for `alignment`, reused by every pull so that it stays
+  // warm; valid until the next call.
+  std::byte* staging(std::size_t bytes, std::size_t alignment);
   // The parent is done with a chunk's record: the worker may reuse its memory.
   void release(ChunkRecord& record) {
     record.state = kRecordRead;
@@ -247,6 +252,11 @@ class ProcessPoolCore final : public Driver {
   SharedSegment trace_segment_;  // the workers' trace buffers, when traced
   std::unique_ptr<TraceSession> trace_;
   std::shared_ptr<int> lifetime_ = std::make_shared<int>(0);
+  // staging(): 64-byte blocks, so that any result type up to that alignment fits.
+  struct alignas(64) StagingBlock {
+    std::byte bytes[64];
+  };
+  std::vector<StagingBlock> staging_;
 };
 
 }  // namespace pool::detail

@@ -9,7 +9,6 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <new>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -112,8 +111,9 @@ class JobBuilder {
     const std::uint64_t count = per_chunk ? job_.n_chunks : job_.n_items;
     returned_bytes_ = checked_product(count, sizeof(Result), what_.c_str());
     if constexpr (std::is_trivially_copyable_v<Result>) {
-      if (!per_chunk && core_.pulls_results() && returned_bytes_ >= kPullJobBytes &&
-          job_.chunksize >= kPullChunkBytes / sizeof(Result)) {
+      // (The parent's staging buffer is aligned for 64 bytes.)
+      if (!per_chunk && core_.pulls_results() && alignof(Result) <= 64 &&
+          returned_bytes_ >= kPullJobBytes && job_.chunksize >= kPullChunkBytes / sizeof(Result)) {
         // Left in the workers' warm private memory and pulled from there (pulled_results.h).
         job_.pulled_results = 1;
         records_ = true;
@@ -124,13 +124,16 @@ class JobBuilder {
     } else {
       records_ = true;  // each worker's serialized results are checked in its own buffer
     }
-    // The workers' copy (shared or their own) and the parent's.
-    planned_bytes_ = checked_product(returned_bytes_, 2, what_.c_str());
+    // The workers' copy (shared, or pulled from their own memory) and the parent's.
+    const std::uint64_t workers_copy = job_.pulled_results != 0 ? returned_bytes_ : result_bytes_;
+    planned_bytes_ = checked_sum(workers_copy, returned_bytes_, what_.c_str());
     if (beyond_memory_limit(planned_bytes_)) {
-      const std::string shared =
-          result_bytes_ != 0 ? describe_bytes(result_bytes_) + " of shared memory and as much again"
-                             : describe_bytes(returned_bytes_);
-      check_memory_request(planned_bytes_, std::string(call_) + "'s results (" + shared +
+      const char* where =
+          job_.pulled_results != 0 ? " in the workers' memory" : " of shared memory";
+      const std::string copies = workers_copy != 0
+                                     ? describe_bytes(workers_copy) + where + " and as much again"
+                                     : describe_bytes(returned_bytes_);
+      check_memory_request(planned_bytes_, std::string(call_) + "'s results (" + copies +
                                                " for the returned " +
                                                (per_chunk ? "partial values)" : "vector)"));
     }
@@ -241,17 +244,14 @@ void read_results(ProcessPoolCore& core, const JobDescriptor& job, std::uint64_t
       if (record.size != count * sizeof(Result)) {
         throw std::runtime_error("pool: a chunk's pulled results have the wrong size");
       }
-      // Through a small buffer that stays in cache: `out` is written once, by the copy.
-      constexpr std::uint64_t kStaging = std::max<std::uint64_t>(1, (256 << 10) / sizeof(Result));
-      const std::uint64_t items = std::min(kStaging, count);
-      constexpr std::align_val_t kAlignment{std::max(alignof(Result), alignof(std::max_align_t))};
-      const auto release = [](std::byte* p) { ::operator delete(p, kAlignment); };
-      const std::unique_ptr<std::byte, decltype(release)> staging(
-          static_cast<std::byte*>(::operator new(items * sizeof(Result), kAlignment)), release);
+      // Through the core's small buffer, which stays in cache: `out` is written once, by the copy.
+      const std::uint64_t items =
+          std::min(std::max<std::uint64_t>(1, kPullStagingBytes / sizeof(Result)), count);
+      std::byte* staging = core.staging(items * sizeof(Result), alignof(Result));
       for (std::uint64_t from = 0; from < count;) {
         const std::uint64_t step = std::min(items, count - from);
-        core.pull(record, from * sizeof(Result), staging.get(), step * sizeof(Result));
-        const auto* pulled = reinterpret_cast<const Result*>(staging.get());
+        core.pull(record, from * sizeof(Result), staging, step * sizeof(Result));
+        const auto* pulled = reinterpret_cast<const Result*>(staging);
         out.insert(out.end(), pulled, pulled + step);
         from += step;
       }

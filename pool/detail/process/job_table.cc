@@ -213,6 +213,16 @@ void ProcessPoolCore::pull(const ChunkRecord& record, std::uint64_t from, std::b
                    "it had finished a chunk whose results were still in its memory");
 }
 
+std::byte* ProcessPoolCore::staging(std::size_t bytes, std::size_t alignment) {
+  if (alignment > alignof(StagingBlock)) {
+    throw std::logic_error("pool: results aligned beyond 64 bytes cannot be pulled");
+  }
+  if (staging_.size() * sizeof(StagingBlock) < bytes) {
+    staging_.resize((bytes + sizeof(StagingBlock) - 1) / sizeof(StagingBlock));
+  }
+  return staging_.front().bytes;
+}
+
 void ProcessPoolCore::release_record(std::uint32_t worker) {
   control_->slots()[worker].records_consumed.fetch_add(1, std::memory_order_release);
 }

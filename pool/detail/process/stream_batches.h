@@ -26,15 +26,17 @@ namespace pool::detail {
 // value (reduce, when add_reduction is set).
 template <class F, class Item, bool kLazyRange, class PieceType>
 class ProcessStreamBatches {
+  // What the stream keeps of a posted batch.
+  struct Posted : JobListener {
+    std::uint64_t position = 0;
+    bool cancelled = false;  // by the stream: its dropped chunks need no reason
+  };
   template <class Sink>
   class Listener;
 
  public:
   using Piece = PieceType;
-  struct Handle {
-    std::uint64_t position = 0;
-    std::shared_ptr<bool> cancelled;  // shared with the batch's listener
-  };
+  using Handle = std::shared_ptr<Posted>;
   static constexpr bool kReportsFromThreads = false;
   using Runner = void (*)(WorkerContext&, std::uint64_t);
 
@@ -68,16 +70,15 @@ class ProcessStreamBatches {
       builder.template items<Item>(input.begin_of(batch));
     }
     auto listener = std::make_shared<Listener<Sink>>(*core_, sink, first_chunk, batch.first);
-    Handle handle{0, listener->cancelled};
-    handle.position = builder.post(
+    listener->position = builder.post(
         runner_, listener, [&](const JobDescriptor& job) { listener->job = job; },
         Lifecycle::State::kClosed);
-    return handle;
+    return listener;
   }
   void cancel(Handle& handle) {
     if (lifetime_.expired()) return;
-    *handle.cancelled = true;
-    core_->cancel(handle.position);
+    handle->cancelled = true;
+    core_->cancel(handle->position);
   }
   void drive_until(const std::function<bool()>& ready) {
     check_alive();
@@ -92,13 +93,12 @@ class ProcessStreamBatches {
   }
 
   template <class Sink>
-  class Listener final : public JobListener {
+  class Listener final : public Posted {
    public:
     Listener(ProcessPoolCore& core, Sink& sink, std::size_t first_chunk, std::size_t first_item)
         : core_(core), sink_(sink), first_chunk_(first_chunk), first_item_(first_item) {}
 
     JobDescriptor job;
-    std::shared_ptr<bool> cancelled = std::make_shared<bool>(false);
 
     void on_chunk(std::uint64_t chunk, const std::exception_ptr& error) override {
       if (error) return sink_.failed(first_chunk_ + chunk, error);
@@ -117,7 +117,7 @@ class ProcessStreamBatches {
     // A dead worker fails the chunk it ran; the batch's other chunks are dropped with the
     // reason, unless the stream cancelled them itself.
     void on_settled(const std::exception_ptr& error) override {
-      if (!error || *cancelled) return;
+      if (!error || this->cancelled) return;
       reason_ = error;
       try {
         std::rethrow_exception(error);

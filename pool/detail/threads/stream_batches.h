@@ -40,7 +40,6 @@ class ThreadStreamBatches {
     return job;
   }
   void cancel(Handle& handle) { handle->cancel(nullptr); }
-  void drive_until(const std::function<bool()>&) {}  // reports come from the threads
 
  private:
   template <class Input, class Sink>
