@@ -19,6 +19,9 @@ struct Config {
   std::vector<int> ncores;  // worker counts for the slow series; default 1..available CPUs
   int workers = 2;          // the other workloads' pool size; default: available CPUs
   std::vector<std::int64_t> dispatch_items = {100'000, 1'000'000, 10'000'000};
+  // Dispatch at 1..16 workers (more workers than cores here: contention and wake-up costs).
+  std::vector<int> dispatch_workers = {1, 2, 4, 8, 16};
+  std::int64_t dispatch_scaling_items = 1'000'000;
   std::vector<int> startup_workers = {2, 4};
   std::vector<std::int64_t> cold_items = {1'000'000, 10'000'000};
   std::int64_t result_doubles = 10'000'000;

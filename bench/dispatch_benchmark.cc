@@ -97,7 +97,31 @@ void register_dispatch(const Config& config) {
       state.SetItemsProcessed(state.iterations() * items);
     })->UseRealTime();
     add_benchmark("dispatch/shared_counter" + size, [=](benchmark::State& state) {
-      SharedCounterLimit limit(items);
+      SharedCounterLimit limit(items, pool_size);
+      for (auto _ : state) limit.run(items);
+      check_last(state, items, limit.result(items - 1));
+      state.SetItemsProcessed(state.iterations() * items);
+    })->UseRealTime();
+  }
+  // Many workers: one cursor per call is shared by all of them; the reference shares one counter.
+  const std::int64_t items = config.dispatch_scaling_items;
+  for (int workers_count : config.dispatch_workers) {
+    const std::string pool = "/workers:" + std::to_string(workers_count);
+    for (std::size_t chunksize : {std::size_t{1}, std::size_t{0}}) {
+      const std::string name = "dispatch_scaling/process_pool/chunksize:" +
+                               (chunksize == 1 ? std::string("1") : std::string("default")) + pool;
+      add_benchmark(name, [=](benchmark::State& state) {
+        pool::ProcessPool workers(workers_count);
+        std::int64_t last = 0;
+        for (auto _ : state) {
+          last = workers.map(Square{}, pool::range(std::int64_t{0}, items), chunksize).back();
+        }
+        check_last(state, items, last);
+        state.SetItemsProcessed(state.iterations() * items);
+      })->UseRealTime();
+    }
+    add_benchmark("dispatch_scaling/shared_counter" + pool, [=](benchmark::State& state) {
+      SharedCounterLimit limit(items, workers_count);
       for (auto _ : state) limit.run(items);
       check_last(state, items, limit.result(items - 1));
       state.SetItemsProcessed(state.iterations() * items);

@@ -30,7 +30,11 @@ bench::Config parse(int argc, char** argv) {
       "workers", po::value<std::string>()->default_value(std::to_string(cpus)),
       "workers of the dispatch and result pools")(
       "dispatch-items", po::value<std::string>()->default_value("100000,1000000,10000000"),
-      "dispatch: comma-separated N")("cold-items",
+      "dispatch: comma-separated N")(
+      "dispatch-workers", po::value<std::string>()->default_value("1,2,4,8,16"),
+      "dispatch scaling: comma-separated pool sizes")(
+      "dispatch-scaling-items", po::value<std::string>()->default_value("1000000"),
+      "dispatch scaling: N")("cold-items",
                                      po::value<std::string>()->default_value("1000000,10000000"),
                                      "first call on a fresh pool: comma-separated N squares")(
       "startup-workers", po::value<std::string>()->default_value("2,4"),
@@ -57,6 +61,8 @@ bench::Config parse(int argc, char** argv) {
   }
   config.workers = static_cast<int>(whole("workers", 1));
   config.dispatch_items = list("dispatch-items", 1);
+  config.dispatch_workers = counts(list("dispatch-workers", 1));
+  config.dispatch_scaling_items = whole("dispatch-scaling-items", 1);
   config.cold_items = list("cold-items", 1);
   config.startup_workers = counts(list("startup-workers", 1));
   config.result_doubles = whole("result-doubles", 1);

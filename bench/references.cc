@@ -1,5 +1,6 @@
 #include "bench/references.h"
 
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -47,8 +48,6 @@ T read_answer(int fd, pid_t pid) {
   return value;
 }
 
-void spin_pause() { __builtin_ia32_pause(); }
-
 }  // namespace
 
 std::vector<double> fork_pipe_map(int parts, const std::function<double(int)>& part) {
@@ -93,7 +92,7 @@ struct SharedCounterLimit::Shared {
   std::atomic<bool> stop{false};
   std::int64_t items = 0;
   alignas(64) std::atomic<std::int64_t> next{0};
-  alignas(64) std::atomic<std::int64_t> done_generation{0};
+  alignas(64) std::atomic<int> children_done{0};
 };
 
 namespace {
@@ -107,7 +106,8 @@ void square_items(std::atomic<std::int64_t>& next, std::int64_t items, std::int6
 
 }  // namespace
 
-SharedCounterLimit::SharedCounterLimit(std::int64_t max_items) : max_items_(max_items) {
+SharedCounterLimit::SharedCounterLimit(std::int64_t max_items, int processes)
+    : max_items_(max_items) {
   void* control =
       mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (control == MAP_FAILED) fail("mmap");
@@ -117,14 +117,18 @@ SharedCounterLimit::SharedCounterLimit(std::int64_t max_items) : max_items_(max_
   if (results == MAP_FAILED) fail("mmap");
   results_ = static_cast<std::int64_t*>(results);
   const pid_t parent = getpid();
-  child_ = fork();
-  if (child_ < 0) fail("fork");
-  if (child_ == 0) {
+  for (int i = 1; i < processes; ++i) {
+    const pid_t child = fork();
+    if (child < 0) fail("fork");
+    if (child > 0) {
+      children_.push_back(child);
+      continue;
+    }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
     std::int64_t seen = 0;
     for (;;) {
-      // Between runs the child spins, yielding: it must start as soon as the parent does.
+      // Between runs a child spins, yielding: it must start as soon as the parent does.
       std::int64_t now;
       while ((now = shared_->generation.load(std::memory_order_acquire)) == seen) {
         if (shared_->stop.load(std::memory_order_relaxed)) _exit(0);
@@ -132,14 +136,14 @@ SharedCounterLimit::SharedCounterLimit(std::int64_t max_items) : max_items_(max_
       }
       seen = now;
       square_items(shared_->next, shared_->items, results_);
-      shared_->done_generation.store(seen, std::memory_order_release);
+      shared_->children_done.fetch_add(1, std::memory_order_acq_rel);
     }
   }
 }
 
 SharedCounterLimit::~SharedCounterLimit() {
   shared_->stop.store(true);
-  waitpid(child_, nullptr, 0);
+  for (int child : children_) waitpid(child, nullptr, 0);
   munmap(results_, static_cast<std::size_t>(max_items_) * sizeof(std::int64_t));
   munmap(shared_, sizeof(Shared));
 }
@@ -148,10 +152,12 @@ void SharedCounterLimit::run(std::int64_t items) {
   if (items > max_items_) throw std::invalid_argument("SharedCounterLimit::run: too many items");
   shared_->items = items;
   shared_->next.store(0, std::memory_order_relaxed);
-  const std::int64_t generation = shared_->generation.load(std::memory_order_relaxed) + 1;
-  shared_->generation.store(generation, std::memory_order_release);
+  shared_->children_done.store(0, std::memory_order_relaxed);
+  shared_->generation.fetch_add(1, std::memory_order_release);
   square_items(shared_->next, items, results_);
-  while (shared_->done_generation.load(std::memory_order_acquire) != generation) spin_pause();
+  // Yielding, not spinning: with more processes than cores the children need this core.
+  const int children = static_cast<int>(children_.size());
+  while (shared_->children_done.load(std::memory_order_acquire) != children) sched_yield();
 }
 
 std::int64_t SharedCounterLimit::result(std::int64_t i) const { return results_[i]; }

@@ -29,17 +29,18 @@ Timed in_child(const std::function<Timed()>& body);
 // shutdown can cost.
 void fork_and_reap(int children);
 
-// Two processes (this one and a child forked once) that take item indices one at a time from one
-// atomic counter in shared memory and write i * i into a shared array: the limit for handing out
-// single items. Not thread-safe; one at a time.
+// `processes` processes (this one and children forked once) that take item indices one at a time
+// from one atomic counter in shared memory and write i * i into a shared array: the limit for
+// handing out single items through one shared cursor, as a pool with one cursor per call does.
+// Not thread-safe; one at a time.
 class SharedCounterLimit {
  public:
-  explicit SharedCounterLimit(std::int64_t max_items);
+  SharedCounterLimit(std::int64_t max_items, int processes = 2);
   ~SharedCounterLimit();
   SharedCounterLimit(const SharedCounterLimit&) = delete;
   SharedCounterLimit& operator=(const SharedCounterLimit&) = delete;
 
-  // Both processes square items [0, items); returns once all are written.
+  // All processes square items [0, items); returns once all are written.
   void run(std::int64_t items);
   // The shared array's item i (written by run).
   std::int64_t result(std::int64_t i) const;
@@ -49,7 +50,7 @@ class SharedCounterLimit {
   Shared* shared_;
   std::int64_t* results_;
   std::int64_t max_items_;
-  int child_ = -1;
+  std::vector<int> children_;
 };
 
 }  // namespace bench

@@ -389,6 +389,25 @@ TYPED_TEST_P(PoolContract, ATaskErrorNamesTheLowestFailingIndexAndThePoolGoesOn)
   EXPECT_EQ(workers.map_async(identity, pool::range(0, 3)).get(), (std::vector<int>{0, 1, 2}));
 }
 
+TYPED_TEST_P(PoolContract, ALowerFailureIsFoundEvenWhenAHigherOneHappensFirst) {
+  // Two workers handing out single items: a share-per-worker scheduler starts the second worker
+  // at the middle, so 10,001 fails long before the first worker reaches 9,999.
+  auto workers = PoolTraits<TypeParam>::make(2);
+  const auto fails_at_9999_and_10001 = [](int x) {
+    if (x == 9999 || x == 10001) throw std::out_of_range("bad item " + std::to_string(x));
+    return x;
+  };
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    try {
+      workers.map(fails_at_9999_and_10001, pool::range(0, 20000), 1);
+      ADD_FAILURE() << "map returned although tasks threw";
+    } catch (const TaskError& error) {
+      EXPECT_EQ(error.task_index(), 9999);
+    }
+  }
+  EXPECT_EQ(workers.map(square, pool::range(0L, 3L), 1), (std::vector<long>{0, 1, 4}));
+}
+
 // AsyncResult and callbacks -------------------------------------------------------------------
 
 TYPED_TEST_P(PoolContract, MapAsyncGetReturnsTheResultsInOrderAndMayBeCalledAgain) {
@@ -1039,6 +1058,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     MapOfAnEmptyInputIsEmptyAndMapAsyncRunsItsCallbackOnce, SerializedItemsAndResultsTravelIntact,
     CapturedValuesTravelWithTheFunction, AFunctionNamedWithFnRunsInEveryCall,
     ATaskErrorNamesTheLowestFailingIndexAndThePoolGoesOn,
+    ALowerFailureIsFoundEvenWhenAHigherOneHappensFirst,
     MapAsyncGetReturnsTheResultsInOrderAndMayBeCalledAgain,
     CallbackRunsOnceWithTheResultsBeforeTheyAreReady, ErrorCallbackRunsOnceWithTheTaskError,
     ApplyAsyncWithArgsRunsItsCallbackOrItsErrorCallback,

@@ -28,14 +28,15 @@ ratio_follows() {  # row, limit: ours / reference <= limit is met
   }' <<<"$1"
 }
 
-out=$(tools/bench --quick --bin "$bin" --ncores 1,2 --out "$tmp/out" 2>"$tmp/err")
+out=$(tools/bench --quick --bin "$bin" --ncores 1,2 --dispatch-workers 1,3 --out "$tmp/out" 2>"$tmp/err")
 check BenchExitsWith0 test $? -eq 0
 check HeaderSaysQuickAndMachine grep -qE '^pool benchmarks, medians of 2 interleaved repetitions .*machine: [0-9]+ CPUs; --quick' <<<"$out"
 check TableHasItsHeader grep -qx '| workload | ours | reference | ratio | target | met |' <<<"$out"
 check OneSlowSeriesRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -cE 'workers?: ProcessPool / fork\(\)\+pipe\|')" -eq 2
 check EfficiencyRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'efficiency, ProcessPool')" -eq 2
 check OpenMPRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'FreeThreadPool / OpenMP')" -eq 2
-check DispatchRowPerSizeAndChunksize test "$(rows "$out" 'dispatch x*x, ' | wc -l)" -eq 4
+check DispatchRowPerSizeAndChunksize test "$(rows "$out" 'dispatch x*x, ' | grep -vcE ' workers?: ')" -eq 4
+check DispatchScalingRowPerPoolSizeAndChunksize test "$(rows "$out" 'dispatch x*x, ' | grep -cE ', [13] workers?: items/s / shared counter\|')" -eq 4
 check FunctionRowsPerSize test "$(rows "$out" 'dispatch x*x as a plain function' | wc -l)" -eq 4
 check LinearityRowPerChunksize test "$(rows "$out" 'dispatch, ' | grep -c 'slowest / fastest')" -eq 2
 check StartupRowsFor2And4Workers test "$(rows "$out" 'start-up + map of 10 + shutdown, ' | wc -l)" -eq 2

@@ -60,6 +60,7 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
   control_ = new (control_segment_.data()) ControlBlock;
   control_->task_timeout_ns = options_.task_timeout.count();
   control_->max_chunks_per_worker = options_.maxtasksperchild;
+  control_->workers = count;
   for (std::size_t i = 0; i < count; ++i) new (control_->slots() + i) WorkerSlot;
   arena_ = Arena(SharedSegment::create(kInitialArenaBytes));
   workers_.resize(count);

@@ -114,6 +114,8 @@ class ProcessPoolCore final : public Driver {
   // own memory and are pulled from there (pulled_results.h): not where the system forbids
   // process_vm_readv, nor with maxtasksperchild (a worker may leave before they are read).
   bool pulls_results() const { return pulls_results_; }
+  // Workers leave after maxtasksperchild chunks.
+  bool recycles_workers() const { return options_.maxtasksperchild != 0; }
   // Copies bytes [from, from + size) of a pulled chunk's results to `into`. Throws WorkerDied
   // when the worker that holds them has died.
   void pull(const ChunkRecord& record, std::uint64_t from, std::byte* into, std::size_t size);

@@ -57,6 +57,10 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
   slot.log_cursor.store(0, std::memory_order_relaxed);
   slot.completed.store(0, std::memory_order_relaxed);
   slot.cancelled.store(0, std::memory_order_relaxed);
+  slot.failure_floor.store(kNoFailureFloor, std::memory_order_relaxed);
+  if (job.shared_out != 0) {
+    init_chunk_shares(control_->shares_of(position), control_->workers, job.n_chunks);
+  }
   LiveJob live;
   live.position = position;
   live.job = job;

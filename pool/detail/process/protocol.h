@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "pool/detail/process/chunk_shares.h"
+
 namespace pool::detail {
 
 class WorkerContext;
@@ -41,6 +43,9 @@ struct JobDescriptor {
   std::uint64_t record_offset = 0;      // one ChunkRecord per chunk for serialized results
   std::uint64_t log_offset = 0;         // one std::atomic<uint32_t> per chunk: completion order
   std::uint64_t failure_offset = 0;     // one WorkerFailure per worker
+  // Chunks are handed out from per-worker shares (chunk_shares.h, in the job's slot), not the
+  // slot's cursor.
+  std::uint32_t shared_out = 0;
   std::uint32_t notify_each_chunk = 0;  // wake a sleeping parent at every chunk, not just the last
   // Trivially copyable results stay in the workers' own warm memory; each chunk's ChunkRecord
   // says where, and the parent pulls them with process_vm_readv (see pulled_results.h).
@@ -78,6 +83,8 @@ struct alignas(64) JobSlot {
   alignas(64) std::atomic<std::uint64_t> log_cursor{0};  // reserves completion log entries
   std::atomic<std::uint64_t> completed{0};  // chunks finished, counted after their log entry
   std::atomic<std::uint32_t> cancelled{0};
+  // The lowest chunk whose task threw (kNoFailureFloor: none): with shares, chunks below it run.
+  std::atomic<std::uint64_t> failure_floor{~std::uint64_t{0}};
 };
 
 // What a worker is doing, for the parent to attribute a death or a timeout.
@@ -114,20 +121,28 @@ struct ControlBlock {
   alignas(64) std::atomic<std::uint32_t> parent_sleeping{kParentAwake};
   std::int64_t task_timeout_ns = 0;         // 0: tasks are not timed
   std::uint64_t max_chunks_per_worker = 0;  // maxtasksperchild; 0: unlimited
+  std::uint64_t workers = 0;
   JobSlot jobs[kJobSlots];
-  // WorkerSlot[size] follows, at slots_offset().
+  // WorkerSlot[workers] follows, at slots_offset(), then ChunkShare[kJobSlots][workers]: a job's
+  // shares live as long as its slot, until every worker has left the job (its arena region is
+  // freed as soon as its chunks are done, while a worker may still be looking for one).
 
   static constexpr std::size_t slots_offset() {
     return (sizeof(ControlBlock) + alignof(WorkerSlot) - 1) / alignof(WorkerSlot) *
            alignof(WorkerSlot);
   }
   static constexpr std::size_t bytes_for(std::size_t workers) {
-    return slots_offset() + workers * sizeof(WorkerSlot);
+    return slots_offset() + workers * sizeof(WorkerSlot) +
+           kJobSlots * workers * sizeof(ChunkShare);
   }
   WorkerSlot* slots() {
     return reinterpret_cast<WorkerSlot*>(reinterpret_cast<std::byte*>(this) + slots_offset());
   }
   JobSlot& slot_of(std::uint64_t position) { return jobs[position % kJobSlots]; }
+  // The `workers` shares of the job at `position` (pages untouched until a job uses them).
+  ChunkShare* shares_of(std::uint64_t position) {
+    return reinterpret_cast<ChunkShare*>(slots() + workers) + (position % kJobSlots) * workers;
+  }
 };
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free &&

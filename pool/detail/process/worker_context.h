@@ -86,6 +86,8 @@ class WorkerContext {
                 std::uint64_t* chunks_left, SpanRecorder* recorder, std::uint64_t position)
       : slot_(slot),
         me_(control->slots() + index),
+        shares_(control->shares_of(position)),
+        workers_(control->workers),
         index_(index),
         arena_(arena),
         results_(results),
@@ -109,10 +111,22 @@ class WorkerContext {
   // Takes the next chunk; false when none are left, the job was cancelled, or this worker has run
   // its maxtasksperchild.
   bool next_chunk(std::uint64_t& chunk) {
-    if (*chunks_left_ == 0 || slot_->cancelled.load(std::memory_order_relaxed) != 0) return false;
+    const JobDescriptor& job = slot_->job;
+    if (*chunks_left_ == 0) return false;
+    // A failure cancels the job too (its floor is stored first); with shares the chunks below it
+    // still run.
+    const bool cancelled = slot_->cancelled.load(std::memory_order_acquire) != 0;
+    const std::uint64_t floor = slot_->failure_floor.load(std::memory_order_relaxed);
+    if (cancelled && (job.shared_out == 0 || floor == kNoFailureFloor)) return false;
     me_->current_item.store(kTakingChunk, std::memory_order_relaxed);
-    chunk = slot_->next_chunk.fetch_add(1, std::memory_order_relaxed);
-    if (chunk >= slot_->job.n_chunks) {
+    bool taken;
+    if (job.shared_out != 0) {
+      taken = take_chunk(shares_, workers_, index_, floor, chunk);
+    } else {
+      chunk = slot_->next_chunk.fetch_add(1, std::memory_order_relaxed);
+      taken = chunk < job.n_chunks;
+    }
+    if (!taken) {
       // With completions still unpublished the worker stays "between chunks" until it publishes.
       if (unpublished_ == 0) me_->current_item.store(kNoItem, std::memory_order_relaxed);
       return false;
@@ -209,6 +223,9 @@ class WorkerContext {
     failures[index_].offset = offset;
     failures[index_].size = size;
     failures[index_].chunk_plus_one.store(chunk + 1, std::memory_order_release);
+    std::uint64_t floor = slot_->failure_floor.load(std::memory_order_relaxed);
+    while (chunk < floor && !slot_->failure_floor.compare_exchange_weak(floor, chunk)) {
+    }
     slot_->cancelled.store(1, std::memory_order_seq_cst);
     chunk_done(chunk, true);
   }
@@ -218,6 +235,8 @@ class WorkerContext {
  private:
   JobSlot* slot_;
   WorkerSlot* me_;
+  ChunkShare* shares_;
+  std::uint64_t workers_;
   std::uint32_t index_;
   std::byte* arena_;
   ResultBuffer* results_;
