@@ -105,6 +105,28 @@ void register_dispatch(const Config& config) {
   }
   // Many workers: one cursor per call is shared by all of them; the reference shares one counter.
   const std::int64_t items = config.dispatch_scaling_items;
+    // The cost of max_memory_per_child's check between chunks, beside the same pool recycling by
+    // a count it never reaches (both hand out chunks through the one cursor).
+    for (bool by_memory : {false, true}) {
+      add_benchmark(std::string("dispatch/process_pool/recycling_by_") +
+                        (by_memory ? "memory" : "count") + "/chunksize:1/N:" + std::to_string(items),
+                    [=](benchmark::State& state) {
+                      pool::ProcessPoolOptions options;
+                      if (by_memory) {
+                        options.max_memory_per_child = std::uint64_t{1} << 40;
+                      } else {
+                        options.maxtasksperchild = std::uint64_t{1} << 60;
+                      }
+                      pool::ProcessPool workers(pool_size, options);
+                      std::int64_t last = 0;
+                      for (auto _ : state) {
+                        last = workers.map(Square{}, pool::range(std::int64_t{0}, items), 1).back();
+                      }
+                      check_last(state, items, last);
+                      state.SetItemsProcessed(state.iterations() * items);
+                    })
+          ->UseRealTime();
+    }
   for (int workers_count : config.dispatch_workers) {
     const std::string pool = "/workers:" + std::to_string(workers_count);
     for (std::size_t chunksize : {std::size_t{1}, std::size_t{0}}) {

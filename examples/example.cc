@@ -72,6 +72,8 @@ void Example::parse(int argc, char** argv) {
       "MPI job: run under mpirun or srun)")("json", po::bool_switch(&json_),
                                             "print one JSON line instead of the text")(
       "progress", po::bool_switch(&progress_), "draw a progress bar on stderr (pools only)")(
+      "pin", po::bool_switch(&pin_),
+      "bind worker i to the i-th CPU this process may use (process, gil and free)")(
       "trace", po::value<std::string>(&trace_path_)->value_name("FILE"),
       "write the pool's timeline to FILE as a Chrome trace (Perfetto, chrome://tracing; "
       "tools/timeline FILE draws it)")(

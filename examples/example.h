@@ -11,7 +11,8 @@
 //   });
 //
 // Common flags: --ncores N (default: the CPUs this process may use), --backend
-// process|gil|free|serial|mpi, --json, --progress (a progress bar on stderr), --trace FILE (the
+// process|gil|free|serial|mpi, --json, --progress (a progress bar on stderr), --pin (worker i
+// bound to the i-th allowed CPU; ignored by serial and mpi), --trace FILE (the
 // pool's timeline as a Chrome trace, see pool/trace.h; tools/timeline draws it), --stats (busy %,
 // efficiency and lost time after the result) and --help. A bad value prints one line on stderr and
 // exits with status 2. With --backend mpi the program runs
@@ -121,6 +122,7 @@ class Example {
   int ncores_ = 1;
   bool json_ = false;
   bool progress_ = false;
+  bool pin_ = false;
   bool needs_shared_memory_ = false;
   bool ncores_given_ = false;
   std::string trace_path_;
@@ -158,6 +160,7 @@ Outcome Example::on_chosen_pool(Body& body) {
       pool::ProcessPoolOptions options;
       options.progress = progress_;
       options.trace = new_trace();
+      options.pin_workers = pin_;
       pool::ProcessPool workers(ncores_, std::move(options));
       return body(workers);
     }
@@ -165,6 +168,7 @@ Outcome Example::on_chosen_pool(Body& body) {
       pool::ThreadPoolOptions options;
       options.progress = progress_;
       options.trace = new_trace();
+      options.pin_workers = pin_;
       pool::GilThreadPool workers(ncores_, pool::GilThreadPool::kDefaultSwitchInterval,
                                   std::move(options));
       return body(workers);
@@ -173,6 +177,7 @@ Outcome Example::on_chosen_pool(Body& body) {
       pool::ThreadPoolOptions options;
       options.progress = progress_;
       options.trace = new_trace();
+      options.pin_workers = pin_;
       pool::FreeThreadPool workers(ncores_, std::move(options));
       return body(workers);
     }

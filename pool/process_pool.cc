@@ -12,10 +12,12 @@ detail::CoreOptions core_options(const ProcessPoolOptions& options) {
   core.allow_fork_with_threads = options.allow_fork_with_threads;
   core.initializer = options.initializer;
   core.maxtasksperchild = options.maxtasksperchild;
+  core.max_memory_per_child = options.max_memory_per_child;
   core.task_timeout = options.task_timeout;
   core.start_timeout = options.start_timeout;
   core.handle_interrupts = options.handle_interrupts;
   core.trace = options.trace;
+  if (options.pin_workers) core.pinning = detail::CpuPinning::for_this_process();
   return core;
 }
 

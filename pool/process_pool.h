@@ -68,6 +68,9 @@ struct ProcessPoolOptions {
   std::function<void()> initializer{};
   // A worker is replaced after running this many chunks (Python's tasks); 0: never.
   std::uint64_t maxtasksperchild = 0;
+  // A worker whose resident memory exceeds this many bytes after a chunk is replaced before its
+  // next one (loky's and Dask's recycling of leaky workers); 0: never.
+  std::uint64_t max_memory_per_child = 0;
   // A task running longer than this is killed with its worker (TaskTimeout); zero: no limit.
   // Checked while the parent waits on the pool, at least every 50 ms.
   std::chrono::nanoseconds task_timeout{0};
@@ -84,6 +87,9 @@ struct ProcessPoolOptions {
   // Record a timeline of every worker into this trace (see pool/trace.h); it is complete once the
   // pool stopped its workers. Null: nothing is recorded and nothing is paid.
   std::shared_ptr<Trace> trace{};
+  // Bind worker i to the i-th CPU this process may use (allowed_cpus(), wrapping around), so the
+  // scheduler never moves it; a replacement takes its predecessor's CPU.
+  bool pin_workers = false;
 };
 
 // The calls are BasicPool's (pool/basic_pool.h); the contract above says where they run.

@@ -10,7 +10,8 @@ GilThreadPool::GilThreadPool(int ncores, std::chrono::nanoseconds switch_interva
                              ThreadPoolOptions options)
     : BasicPool(detail::ThreadBackend(std::make_unique<detail::ThreadPoolCore>(
                     ncores, std::make_unique<detail::GilLock>(switch_interval),
-                    std::move(options.initializer), std::move(options.trace))),
+                    std::move(options.initializer), std::move(options.trace),
+                    options.pin_workers ? detail::CpuPinning::for_this_process() : detail::CpuPinning())),
                 options.progress) {}
 
 void GilThreadPool::set_switch_interval(std::chrono::nanoseconds interval) {
@@ -25,7 +26,8 @@ FreeThreadPool::FreeThreadPool() : FreeThreadPool(available_cpus()) {}
 
 FreeThreadPool::FreeThreadPool(int ncores, ThreadPoolOptions options)
     : BasicPool(detail::ThreadBackend(std::make_unique<detail::ThreadPoolCore>(
-                    ncores, nullptr, std::move(options.initializer), std::move(options.trace))),
+                    ncores, nullptr, std::move(options.initializer), std::move(options.trace),
+                    options.pin_workers ? detail::CpuPinning::for_this_process() : detail::CpuPinning())),
                 options.progress) {}
 
 }  // namespace pool

@@ -54,6 +54,8 @@ struct ThreadPoolOptions {
   // Record a timeline of every thread into this trace (see pool/trace.h); it is complete once the
   // pool stopped its threads. Null: nothing is recorded.
   std::shared_ptr<Trace> trace{};
+  // Bind thread i to the i-th CPU this process may use (allowed_cpus(), wrapping around).
+  bool pin_workers = false;
 };
 
 // The calls are BasicPool's (pool/basic_pool.h). terminate() drops work not yet started (its

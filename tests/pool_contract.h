@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <list>
 #include <numeric>
@@ -85,6 +86,12 @@ struct PoolTraits<ProcessPool> {
     options.initializer = std::move(initializer);
     return ProcessPool(workers, std::move(options));
   }
+  static constexpr bool kPinsWorkers = true;
+  static ProcessPool make_pinned(int workers) {
+    ProcessPoolOptions options;
+    options.pin_workers = true;
+    return ProcessPool(workers, std::move(options));
+  }
 };
 
 template <>
@@ -98,6 +105,12 @@ struct PoolTraits<GilThreadPool> {
   static GilThreadPool make(int workers, std::function<void()> initializer) {
     ThreadPoolOptions options;
     options.initializer = std::move(initializer);
+    return GilThreadPool(workers, GilThreadPool::kDefaultSwitchInterval, std::move(options));
+  }
+  static constexpr bool kPinsWorkers = true;
+  static GilThreadPool make_pinned(int workers) {
+    ThreadPoolOptions options;
+    options.pin_workers = true;
     return GilThreadPool(workers, GilThreadPool::kDefaultSwitchInterval, std::move(options));
   }
 };
@@ -115,6 +128,12 @@ struct PoolTraits<FreeThreadPool> {
     options.initializer = std::move(initializer);
     return FreeThreadPool(workers, std::move(options));
   }
+  static constexpr bool kPinsWorkers = true;
+  static FreeThreadPool make_pinned(int workers) {
+    ThreadPoolOptions options;
+    options.pin_workers = true;
+    return FreeThreadPool(workers, std::move(options));
+  }
 };
 
 template <>
@@ -124,6 +143,7 @@ struct PoolTraits<MpiPool> {
   static constexpr bool kTerminateLetsRunningTasksFinish = false;  // their results are dropped
   static constexpr bool kZeroWorkersMeansAll = true;
   static constexpr bool kHasInitializer = false;
+  static constexpr bool kPinsWorkers = false;  // mpirun and Slurm place the ranks
   // Every worker rank: the job's size fixes the pool's, whatever `workers` asks. A template only
   // so that this header compiles without pool/mpi_pool.h.
   template <class Mpi = MpiPool>
@@ -239,6 +259,16 @@ inline constexpr int kHoldMs = PoolTraits<P>::kTasksSeeTestMemory ? 20'000 : 1'0
 // What a worker's initializer sets: each worker thread (or process) has its own.
 inline thread_local int t_worker_setting = 0;
 inline int read_worker_setting(int) { return t_worker_setting; }
+
+// The CPUs the calling thread may run on, as /proc shows them ("0-3", "1").
+inline std::string cpus_allowed_list(int) {
+  std::ifstream status("/proc/thread-self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(line.find_first_not_of(" \t", 18));
+  }
+  return "?";
+}
 inline void record_initializer() {
   const int run = counters().initializer_runs++;
   if (run < kMaxInitializerRuns) counters().initializer_threads[run] = static_cast<int>(::gettid());
@@ -1053,6 +1083,29 @@ TYPED_TEST_P(PoolContract, AThrowingInitializerFailsTheConstructorWithInitialize
   }
 }
 
+TYPED_TEST_P(PoolContract, PinnedWorkersRunEachOnOneCpuOfTheAllowedSet) {
+  using Traits = PoolTraits<TypeParam>;
+  if constexpr (!Traits::kPinsWorkers) {
+    GTEST_SKIP() << "this pool's workers are placed by its launcher";
+  } else {
+    const std::vector<int> cpus = pool::allowed_cpus();
+    ASSERT_FALSE(cpus.empty());
+    std::set<std::string> allowed;  // worker i's CPU is cpus[i % cpus.size()]
+    for (int i = 0; i < 3; ++i) allowed.insert(std::to_string(cpus[i % cpus.size()]));
+    auto workers = Traits::make_pinned(3);
+    const std::vector<std::string> lists = workers.map(cpus_allowed_list, pool::range(0, 300), 1);
+    for (const std::string& list : std::set<std::string>(lists.begin(), lists.end())) {
+      EXPECT_EQ(allowed.count(list), 1u) << "a worker may run on " << list;
+    }
+    if (cpus.size() > 1) {
+      auto unpinned = Traits::make(2);
+      EXPECT_NE(unpinned.map(cpus_allowed_list, pool::range(0, 2), 1)[0].find_first_of(",-"),
+                std::string::npos)
+          << "without pin_workers a worker may use every allowed CPU";
+    }
+  }
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     PoolContract, MapKeepsInputOrderForEveryChunksize,
     MapOfAnEmptyInputIsEmptyAndMapAsyncRunsItsCallbackOnce, SerializedItemsAndResultsTravelIntact,
@@ -1079,7 +1132,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     TerminateFailsTheUnstartedCallsAndEveryLaterOne, DestructorWaitsForSubmittedCalls,
     ManyCallsInFlightAllGetTheirOwnResults, RejectsANegativeWorkerCount,
     ZeroWorkersIsRejectedOrMeansAsManyAsTheDefault, InitializerRunsOnceInEveryWorkerBeforeItsTasks,
-    AThrowingInitializerFailsTheConstructorWithInitializerError);
+    AThrowingInitializerFailsTheConstructorWithInitializerError,
+    PinnedWorkersRunEachOnOneCpuOfTheAllowedSet);
 
 }  // namespace pool::testing
 

@@ -10,13 +10,17 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <new>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pool/pool.h"
@@ -270,6 +274,41 @@ TEST_F(MemoryLimit, AWorkerKilledByTheOomKillerGivesWorkerDiedSayingMemoryRanOut
   EXPECT_TRUE(outcome.exited_with(0)) << outcome.describe();
   EXPECT_NE(outcome.report.find("OOM killer"), std::string::npos) << outcome.report;
   EXPECT_NE(outcome.report.find("; next 7"), std::string::npos) << outcome.report;
+}
+
+using MemoryRecycling = pool::testing::NoLeftoversTest;
+
+// Where a worker keeps what it leaks, so that the compiler cannot drop the allocation.
+std::vector<char*> g_leaked;
+
+// A task that leaks 64 MiB a chunk, against a 200 MiB limit: no worker runs more than 4 chunks
+// (after the third it holds about 192 MiB plus its own, after the fourth 256 MiB), every result
+// comes back, and the pool goes on.
+TEST_F(MemoryRecycling, AWorkerOverMaxMemoryPerChildIsReplacedBeforeItsNextChunk) {
+  pool::ProcessPoolOptions options;
+  options.max_memory_per_child = 200ull << 20;
+  pool::ProcessPool workers(2, options);
+  const auto leak_64_mib = [](int i) {
+    constexpr std::size_t kBytes = 64u << 20;
+    auto* leaked = static_cast<char*>(std::malloc(kBytes));
+    if (leaked == nullptr) throw std::bad_alloc();
+    std::memset(leaked, i, kBytes);  // resident, not just reserved
+    g_leaked.push_back(leaked);
+    return std::pair<int, int>(i, static_cast<int>(::getpid()));
+  };
+  const auto results = workers.map(leak_64_mib, pool::range(0, 16), 1);
+  std::map<int, int> chunks_per_pid;
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(results[static_cast<std::size_t>(i)].first, i);
+    ++chunks_per_pid[results[static_cast<std::size_t>(i)].second];
+  }
+  EXPECT_GE(chunks_per_pid.size(), 4u) << "16 chunks of 64 MiB need at least 4 workers' lives";
+  for (const auto& [pid, chunks] : chunks_per_pid) {
+    EXPECT_LE(chunks, 4) << "worker " << pid << " went on past 200 MiB";
+  }
+  EXPECT_EQ(workers.map([](int i) { return i * 2; }, pool::range(0, 3)),
+            (std::vector<int>{0, 2, 4}));
+  EXPECT_EQ(workers.size(), 2);
 }
 
 }  // namespace

@@ -35,8 +35,9 @@ check TableHasItsHeader grep -qx '| workload | ours | reference | ratio | target
 check OneSlowSeriesRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -cE 'workers?: ProcessPool / fork\(\)\+pipe\|')" -eq 2
 check EfficiencyRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'efficiency, ProcessPool')" -eq 2
 check OpenMPRowPerWorkerCount test "$(rows "$out" 'slow series, ' | grep -c 'FreeThreadPool / OpenMP')" -eq 2
-check DispatchRowPerSizeAndChunksize test "$(rows "$out" 'dispatch x*x, ' | grep -vcE ' workers?: ')" -eq 4
+check DispatchRowPerSizeAndChunksize test "$(rows "$out" 'dispatch x*x, ' | grep -vcE ' workers?: |max_memory_per_child')" -eq 4
 check DispatchScalingRowPerPoolSizeAndChunksize test "$(rows "$out" 'dispatch x*x, ' | grep -cE ', [13] workers?: items/s / shared counter\|')" -eq 4
+check RecyclingByMemoryRow test "$(rows "$out" 'dispatch x*x, chunksize 1, N=10^4: max_memory_per_child / maxtasksperchild' | wc -l)" -eq 1
 check FunctionRowsPerSize test "$(rows "$out" 'dispatch x*x as a plain function' | wc -l)" -eq 4
 check LinearityRowPerChunksize test "$(rows "$out" 'dispatch, ' | grep -c 'slowest / fastest')" -eq 2
 check StartupRowsFor2And4Workers test "$(rows "$out" 'start-up + map of 10 + shutdown, ' | wc -l)" -eq 2

@@ -122,4 +122,13 @@ for target in group tool; do
 done
 set +m
 
+$tool fake_example --binary $fake --ncores 1,2 --repeat 1 --pin --out "$tmp/pinned" >"$tmp/pin_out" 2>"$tmp/err"
+check PinExitsWith0 test $? -eq 0
+check PinReachesEveryRun python3 -c '
+import json, sys
+runs = json.load(open(sys.argv[1]))["runs"]
+assert runs and all(run["pinned"] for run in runs), runs
+' "$tmp/pinned/fake_example-scaling.json"
+check PinIsNamedInTheHeader grep -qE '^fake_example, flags: --pin,' "$tmp/pin_out"
+
 finish

@@ -29,10 +29,10 @@ inline constexpr std::uint64_t kNoFailureFloor = ~std::uint64_t{0};
 inline constexpr std::uint64_t kSharesFromChunksPerWorker = 64;
 
 // Whether a job of `chunks` chunks on `workers` workers is handed out in shares. Not with
-// maxtasksperchild: a worker leaving mid-job would strand its share.
+// maxtasksperchild or max_memory_per_child: a worker leaving mid-job would strand its share.
 inline bool uses_chunk_shares(std::uint64_t chunks, std::uint64_t workers,
-                              bool maxtasksperchild) {
-  return workers > 1 && !maxtasksperchild && chunks >= kSharesFromChunksPerWorker * workers &&
+                              bool recycles_workers) {
+  return workers > 1 && !recycles_workers && chunks >= kSharesFromChunksPerWorker * workers &&
          chunks < (std::uint64_t{1} << 32);
 }
 

@@ -60,6 +60,7 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
   control_ = new (control_segment_.data()) ControlBlock;
   control_->task_timeout_ns = options_.task_timeout.count();
   control_->max_chunks_per_worker = options_.maxtasksperchild;
+  control_->max_resident_bytes = options_.max_memory_per_child;
   control_->workers = count;
   for (std::size_t i = 0; i < count; ++i) new (control_->slots() + i) WorkerSlot;
   arena_ = Arena(SharedSegment::create(kInitialArenaBytes));
@@ -78,7 +79,7 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
     for (std::uint32_t i = 0; i < count; ++i) spawn(i);
     if (options_.initializer) wait_for_startup();
     pulls_results_ =
-        options_.maxtasksperchild == 0 && workers_[0].alive && can_pull_from(workers_[0].pid);
+        !recycles_workers() && workers_[0].alive && can_pull_from(workers_[0].pid);
     constructed_ = true;
   } catch (...) {
     stop_workers(true);  // the destructor will not run: reap the ones already forked

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "pool/async_result.h"
+#include "pool/cpus.h"
 #include "pool/detail/lifecycle.h"
 #include "pool/detail/live_streams.h"
 #include "pool/detail/process/arena.h"
@@ -54,10 +55,12 @@ struct CoreOptions {
   bool allow_fork_with_threads = false;
   std::function<void()> initializer;
   std::uint64_t maxtasksperchild = 0;
+  std::uint64_t max_memory_per_child = 0;  // bytes of resident memory; 0: no limit
   std::chrono::nanoseconds task_timeout{0};
   std::chrono::nanoseconds start_timeout{0};  // zero: none
   bool handle_interrupts = true;
   std::shared_ptr<Trace> trace;  // null: not traced
+  CpuPinning pinning;            // off: workers run where the scheduler puts them
 };
 
 // Hears about one posted job, in the parent, while someone drives.
@@ -112,10 +115,12 @@ class ProcessPoolCore final : public Driver {
 
   // Trivially copyable results of large calls (kPullJobBytes, kPullChunkBytes) stay in the workers'
   // own memory and are pulled from there (pulled_results.h): not where the system forbids
-  // process_vm_readv, nor with maxtasksperchild (a worker may leave before they are read).
+  // process_vm_readv, nor when workers are recycled (they may leave before they are read).
   bool pulls_results() const { return pulls_results_; }
-  // Workers leave after maxtasksperchild chunks.
-  bool recycles_workers() const { return options_.maxtasksperchild != 0; }
+  // Workers leave after maxtasksperchild chunks, or when their memory grew beyond the limit.
+  bool recycles_workers() const {
+    return options_.maxtasksperchild != 0 || options_.max_memory_per_child != 0;
+  }
   // Copies bytes [from, from + size) of a pulled chunk's results to `into`. Throws WorkerDied
   // when the worker that holds them has died.
   void pull(const ChunkRecord& record, std::uint64_t from, std::byte* into, std::size_t size);

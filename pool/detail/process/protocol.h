@@ -121,6 +121,7 @@ struct ControlBlock {
   alignas(64) std::atomic<std::uint32_t> parent_sleeping{kParentAwake};
   std::int64_t task_timeout_ns = 0;         // 0: tasks are not timed
   std::uint64_t max_chunks_per_worker = 0;  // maxtasksperchild; 0: unlimited
+  std::uint64_t max_resident_bytes = 0;     // max_memory_per_child; 0: unlimited
   std::uint64_t workers = 0;
   JobSlot jobs[kJobSlots];
   // WorkerSlot[workers] follows, at slots_offset(), then ChunkShare[kJobSlots][workers]: a job's

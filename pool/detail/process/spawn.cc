@@ -80,6 +80,7 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
     setup.arena = arena_.data();
     setup.results = &workers_[index].results;
     setup.initializer = &options_.initializer;
+    setup.pinning = &options_.pinning;
     setup.trace = trace_ ? trace_->buffer(static_cast<int>(index)) : nullptr;
     setup.startup_ns = startup_ns;
     worker_main(setup);

@@ -18,6 +18,7 @@
 #include <streambuf>
 #include <utility>
 
+#include "pool/detail/process/memory_guard.h"
 #include "pool/detail/process/protocol.h"
 #include "pool/detail/process/pulled_results.h"
 #include "pool/detail/task_failure.h"
@@ -83,7 +84,8 @@ class WorkerContext {
  public:
   WorkerContext(ControlBlock* control, JobSlot* slot, std::uint32_t index, std::byte* arena,
                 ResultBuffer* results, PulledResults* pulled, ParentLink* parent,
-                std::uint64_t* chunks_left, SpanRecorder* recorder, std::uint64_t position)
+                std::uint64_t* chunks_left, MemoryGuard* memory, SpanRecorder* recorder,
+                std::uint64_t position)
       : slot_(slot),
         me_(control->slots() + index),
         shares_(control->shares_of(position)),
@@ -95,6 +97,7 @@ class WorkerContext {
         pulled_(pulled),
         parent_(parent),
         chunks_left_(chunks_left),
+        memory_(memory),
         recorder_(recorder),
         position_(position),
         timed_(control->task_timeout_ns != 0) {}
@@ -108,10 +111,11 @@ class WorkerContext {
   // The job's position: its number in posting order.
   std::uint64_t position() const { return position_; }
 
-  // Takes the next chunk; false when none are left, the job was cancelled, or this worker has run
-  // its maxtasksperchild.
+  // Takes the next chunk; false when none are left, the job was cancelled, or this worker is to be
+  // replaced (it has run its maxtasksperchild, or outgrown max_memory_per_child).
   bool next_chunk(std::uint64_t& chunk) {
     const JobDescriptor& job = slot_->job;
+    if (memory_->over()) *chunks_left_ = 0;
     if (*chunks_left_ == 0) return false;
     // A failure cancels the job too (its floor is stored first); with shares the chunks below it
     // still run.
@@ -244,6 +248,7 @@ class WorkerContext {
   PulledResults* pulled_;
   ParentLink* parent_;
   std::uint64_t* chunks_left_;
+  MemoryGuard* memory_;
   SpanRecorder* recorder_;
   std::uint64_t position_;
   bool timed_;

@@ -68,6 +68,7 @@ void WorkerLoop::serve() {
     const bool unread = me.records_produced.load() != me.records_consumed.load();
     results.reset(setup_.results->data(), setup_.results->size(),
                   unread ? me.records_end.load() : 0);
+    setup_.pinning->pin(static_cast<int>(index));
     if (*setup_.initializer) {
       run_initializer(results);
     } else {
@@ -81,20 +82,22 @@ void WorkerLoop::serve() {
     std::uint64_t chunks_left = control->max_chunks_per_worker != 0
                                     ? control->max_chunks_per_worker
                                     : std::numeric_limits<std::uint64_t>::max();
+    MemoryGuard memory(control->max_resident_bytes);
     std::uint64_t position = me.position.load(std::memory_order_acquire);
     Message message{};
     for (;;) {
       if (position < control->posted.load(std::memory_order_acquire)) {
         JobSlot& job = control->slot_of(position);
         WorkerContext context(control, &job, index, arena, &results, &pulled, &link, &chunks_left,
-                              &recorder, position);
+                              &memory, &recorder, position);
         std::uint64_t chunk = 0;
         recorder.start_overhead();
         if (context.next_chunk(chunk)) {
           job.job.runner(context, chunk);
           recorder.idle();
         }
-        if (chunks_left == 0) break;  // maxtasksperchild: the parent starts a replacement
+        // maxtasksperchild or max_memory_per_child: the parent starts a replacement.
+        if (chunks_left == 0) break;
         me.position.store(++position, std::memory_order_seq_cst);
         // The parent may be waiting for every worker to leave a cancelled job.
         link.notify(job.cancelled.load(std::memory_order_seq_cst) != 0);

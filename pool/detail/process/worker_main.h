@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "pool/cpus.h"
 #include "pool/detail/process/protocol.h"
 #include "pool/detail/process/shared_segment.h"
 #include "pool/detail/trace_buffer.h"
@@ -23,6 +24,7 @@ struct WorkerSetup {
   std::byte* arena = nullptr;
   SharedSegment* results = nullptr;  // its result buffer; replaced when it must grow
   const std::function<void()>* initializer = nullptr;  // an empty function: none
+  const CpuPinning* pinning = nullptr;
   TraceBuffer* trace = nullptr;                        // null: the pool is not traced
   // When its start-up began: the pool's start for the first workers, the fork for a replacement.
   std::int64_t startup_ns = 0;

@@ -59,11 +59,13 @@ void ThreadJob::finish(std::size_t chunks) {
 }
 
 ThreadPoolCore::ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil,
-                               std::function<void()> initializer, std::shared_ptr<Trace> trace)
+                               std::function<void()> initializer, std::shared_ptr<Trace> trace,
+                               CpuPinning pinning)
     : size_(threads),
       started_ns_(monotonic_now_ns()),
       gil_(std::move(gil)),
-      initializer_(std::move(initializer)) {
+      initializer_(std::move(initializer)),
+      pinning_(std::move(pinning)) {
   if (threads < 1) {
     throw std::invalid_argument("pool: a pool needs at least 1 worker, got " +
                                 std::to_string(threads));
@@ -74,7 +76,10 @@ ThreadPoolCore::ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil,
   }
   threads_.reserve(static_cast<std::size_t>(threads));
   try {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { serve(i); });
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, i] { serve(i); });
+      pinning_.pin(i, threads_.back());
+    }
   } catch (...) {
     stop_threads();
     throw;

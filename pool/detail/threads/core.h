@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "pool/cpus.h"
 #include "pool/detail/gil_lock.h"
 #include "pool/detail/lifecycle.h"
 #include "pool/detail/live_streams.h"
@@ -89,8 +90,9 @@ class ThreadPoolCore {
   // any thread, the constructor joins every thread and throws InitializerError.
   // Throws std::invalid_argument if threads < 1.
   // With a trace, every thread records its spans into it (see pool/trace.h).
+  // With pinning on, thread i is bound to its CPU before anything else runs in it.
   ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil, std::function<void()> initializer,
-                 std::shared_ptr<Trace> trace = nullptr);
+                 std::shared_ptr<Trace> trace = nullptr, CpuPinning pinning = {});
   // close() and join().
   ~ThreadPoolCore();
   ThreadPoolCore(const ThreadPoolCore&) = delete;
@@ -134,6 +136,7 @@ class ThreadPoolCore {
   std::int64_t jobs_queued_ = 0;  // under mutex_
   std::unique_ptr<GilLock> gil_;
   std::function<void()> initializer_;
+  CpuPinning pinning_;
 
   mutable std::mutex mutex_;
   std::condition_variable work_ready_;
