@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -60,6 +63,25 @@ nlohmann::ordered_json stats_json(const pool::TraceStats& stats) {
 
 Example::Example(std::string name, std::string usage)
     : name_(std::move(name)), usage_(std::move(usage)) {}
+
+void fail_on_purpose(std::int64_t item, bool crash) {
+  if (crash) {
+    volatile int* nowhere = nullptr;
+    *nowhere = static_cast<int>(item);
+  }
+  throw std::domain_error("item " + std::to_string(item) + " failed on purpose (--fail-at)");
+}
+
+int Example::report_failure(const std::exception& error, const std::string& where,
+                            const std::string& stack) const {
+  std::cerr << name_ << ": " << error.what() << "\n";
+  if (!stack.empty()) {
+    std::cerr << "  " << where << ":\n";
+    std::istringstream frames(stack);
+    for (std::string frame; std::getline(frames, frame);) std::cerr << "    " << frame << "\n";
+  }
+  return 1;
+}
 
 void Example::parse(int argc, char** argv) {
   po::options_description common("Common options");

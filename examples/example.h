@@ -62,6 +62,10 @@ struct Outcome {
   std::string failure;
 };
 
+// --fail-at and --crash-at: throws std::domain_error for `item`, or with `crash` writes through a
+// null pointer, so that a lecture can show how a failing task and a crashing worker are reported.
+[[gnu::noinline]] void fail_on_purpose(std::int64_t item, bool crash);
+
 class Example {
  public:
   // name: the program in error messages and JSON's "example"; usage: the head of --help.
@@ -113,6 +117,9 @@ class Example {
   int report(const Outcome& outcome) const;
   // The trace the chosen pool records into, under --trace or --stats; null otherwise.
   std::shared_ptr<pool::Trace> new_trace();
+  // Prints "NAME: what()" on stderr, then the stack under `where` when there is one; returns 1.
+  int report_failure(const std::exception& error, const std::string& where,
+                     const std::string& stack) const;
 
   std::string name_;
   std::string usage_;
@@ -146,9 +153,12 @@ int Example::run(Body body) {
   } catch (const pool::Interrupted&) {
     // Ctrl-C: the pool stopped its workers; no partial result is printed.
     return report_interrupted(name_);
+  } catch (const pool::TaskError& error) {
+    return report_failure(error, "thrown at", error.stack_trace());
+  } catch (const pool::WorkerDied& error) {
+    return report_failure(error, "crashed at", error.stack_trace());
   } catch (const std::exception& error) {
-    std::cerr << name_ << ": " << error.what() << "\n";
-    return 1;
+    return report_failure(error, "", "");
   }
 }
 

@@ -21,9 +21,15 @@ int main(int argc, char** argv) {
                             "Usage: trig_series [--n N] [common options]\n"
                             "Sum of cos(i)/i for i = 1..n, against its limit -ln(2 sin(1/2))");
   example.options().add_options()("n", po::value<std::string>()->default_value("100000000"),
-                                  "sum the terms i = 1..n");
+                                  "sum the terms i = 1..n")(
+      "fail-at", po::value<std::string>()->default_value("0"),
+      "term I throws std::domain_error: how a task's failure is reported (0: none)")(
+      "crash-at", po::value<std::string>()->default_value("0"),
+      "term I writes through a null pointer: how a crashing worker is reported (0: none)");
   example.parse(argc, argv);
   const std::int64_t n = example.whole_number("n", 1);
+  const std::int64_t fail_at = example.whole_number("fail-at", 0);
+  const std::int64_t crash_at = example.whole_number("crash-at", 0);
   const double exact = -std::log(2 * std::sin(0.5));
 
   return example.run([&](auto& workers) {
@@ -33,7 +39,12 @@ int main(int argc, char** argv) {
     // bounds, the default chunks (4 per worker) even out uneven workers, and every item boundary
     // is a GIL checkpoint, so the term needs no checkpoint loop of its own.
     const double sum = workers.map_reduce(
-        [](std::int64_t i) { return std::cos(static_cast<double>(i)) / static_cast<double>(i); },
+        [fail_at, crash_at](std::int64_t i) {
+          if (i == fail_at || i == crash_at) [[unlikely]] {
+            examples::fail_on_purpose(i, i == crash_at);
+          }
+          return std::cos(static_cast<double>(i)) / static_cast<double>(i);
+        },
         pool::range(std::int64_t{1}, n + 1), std::plus<>(), 0.0);
     examples::Outcome outcome(n, sum);
     outcome.lines = {"sum = " + examples::python_repr(sum),

@@ -44,9 +44,9 @@ CpuPinning CpuPinning::for_this_process() {
 namespace {
 
 [[noreturn]] void pin_failed(int error, int worker, int cpu) {
-  throw std::system_error(error, std::generic_category(),
-                          "pool: could not pin worker " + std::to_string(worker) + " to CPU " +
-                              std::to_string(cpu));
+  throw std::system_error(
+      error, std::generic_category(),
+      "pool: could not pin worker " + std::to_string(worker) + " to CPU " + std::to_string(cpu));
 }
 
 }  // namespace

@@ -36,19 +36,23 @@ std::string describe_death(std::int64_t index, int pid, int status) {
 
 }  // namespace
 
-TaskError::TaskError(std::int64_t task_index, std::string type_name, std::string message)
+TaskError::TaskError(std::int64_t task_index, std::string type_name, std::string message,
+                     std::string stack_trace)
     : std::runtime_error(describe_task_error(task_index, type_name, message)),
       task_index_(task_index),
       type_name_(std::move(type_name)),
-      message_(std::move(message)) {}
+      message_(std::move(message)),
+      stack_trace_(std::move(stack_trace)) {}
 
-WorkerDied::WorkerDied(std::int64_t task_index, int pid, int wait_status, const std::string& cause)
+WorkerDied::WorkerDied(std::int64_t task_index, int pid, int wait_status, const std::string& cause,
+                       std::string stack_trace)
     : std::runtime_error(describe_death(task_index, pid, wait_status) +
                          (cause.empty() ? "" : " (" + cause + ")")),
       task_index_(task_index),
       pid_(pid),
       signal_(WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0),
-      exit_status_(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1) {}
+      exit_status_(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1),
+      stack_trace_(std::move(stack_trace)) {}
 
 TaskTimeout::TaskTimeout(std::int64_t task_index, int pid, int wait_status, double seconds)
     : WorkerDied(task_index, pid, wait_status), seconds_(seconds) {

@@ -14,7 +14,8 @@ namespace pool {
 // what() reads "task 7 raised std::runtime_error: <original message>".
 class TaskError : public std::runtime_error {
  public:
-  TaskError(std::int64_t task_index, std::string type_name, std::string message);
+  TaskError(std::int64_t task_index, std::string type_name, std::string message,
+            std::string stack_trace = {});
 
   // Index of the failing item in the input range.
   std::int64_t task_index() const noexcept { return task_index_; }
@@ -22,11 +23,15 @@ class TaskError : public std::runtime_error {
   const std::string& type_name() const noexcept { return type_name_; }
   // The exception's own what() text.
   const std::string& message() const noexcept { return message_; }
+  // Where it was thrown in the worker, one frame per line ("#0 function at file:line"); empty
+  // where it could not be recorded (an exception thrown in a library built without frame info).
+  const std::string& stack_trace() const noexcept { return stack_trace_; }
 
  private:
   std::int64_t task_index_;
   std::string type_name_;
   std::string message_;
+  std::string stack_trace_;
 };
 
 // A worker process ended while the call needed it (killed by a signal, _exit, OOM killer).
@@ -37,7 +42,8 @@ class WorkerDied : public std::runtime_error {
   static constexpr std::int64_t kNoTask = -1;
 
   // `cause`, when known, is appended to what(), e.g. "the kernel's OOM killer ran meanwhile".
-  WorkerDied(std::int64_t task_index, int pid, int wait_status, const std::string& cause = {});
+  WorkerDied(std::int64_t task_index, int pid, int wait_status, const std::string& cause = {},
+             std::string stack_trace = {});
 
   std::int64_t task_index() const noexcept { return task_index_; }
   int pid() const noexcept { return pid_; }
@@ -45,12 +51,16 @@ class WorkerDied : public std::runtime_error {
   int signal() const noexcept { return signal_; }
   // The worker's exit status when it exited, or -1 when a signal killed it.
   int exit_status() const noexcept { return exit_status_; }
+  // For a crash (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT in a worker process): where it happened,
+  // one frame per line; empty otherwise.
+  const std::string& stack_trace() const noexcept { return stack_trace_; }
 
  private:
   std::int64_t task_index_;
   int pid_;
   int signal_;
   int exit_status_;
+  std::string stack_trace_;
 };
 
 // A task ran longer than the pool's task_timeout; its worker was killed (SIGKILL) and replaced.

@@ -17,14 +17,15 @@ struct TaskFailure {
   std::int64_t index = 0;
   std::string type;
   std::string message;
+  std::string stack;  // where it was thrown, symbolized in the worker; empty when unknown
 
   // Names the exception's dynamic type, also for types not derived from std::exception.
   static TaskFailure capture(std::int64_t index, std::exception_ptr error);
-  TaskError to_error() const { return TaskError(index, type, message); }
+  TaskError to_error() const { return TaskError(index, type, message, stack); }
 
   template <class Archive>
   void serialize(Archive& archive) {
-    archive(index, type, message);
+    archive(index, type, message, stack);
   }
 };
 

@@ -19,6 +19,7 @@
 #include "pool/detail/mpi/session.h"
 #include "pool/detail/serialization.h"
 #include "pool/detail/task_failure.h"
+#include "pool/detail/throw_site.h"
 #include "pool/detail/trace_buffer.h"
 
 namespace pool::detail::mpi {
@@ -123,6 +124,7 @@ void serve_chunk(MPI_Comm comm, MpiCall& call, const CommandHeader& header, cons
 [[noreturn]] void serve() {
   Session& state = session();
   install_fatal_signal_handlers();
+  record_throw_sites();
   serving_now = true;
   std::atexit(on_exit_while_serving);
   std::unordered_map<std::uint64_t, MpiCall> calls;

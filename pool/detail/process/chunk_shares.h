@@ -30,8 +30,7 @@ inline constexpr std::uint64_t kSharesFromChunksPerWorker = 64;
 
 // Whether a job of `chunks` chunks on `workers` workers is handed out in shares. Not with
 // maxtasksperchild or max_memory_per_child: a worker leaving mid-job would strand its share.
-inline bool uses_chunk_shares(std::uint64_t chunks, std::uint64_t workers,
-                              bool recycles_workers) {
+inline bool uses_chunk_shares(std::uint64_t chunks, std::uint64_t workers, bool recycles_workers) {
   return workers > 1 && !recycles_workers && chunks >= kSharesFromChunksPerWorker * workers &&
          chunks < (std::uint64_t{1} << 32);
 }

@@ -91,6 +91,8 @@ struct alignas(64) JobSlot {
 inline constexpr std::int64_t kNoItem = -1;
 inline constexpr std::int64_t kTakingChunk = -2;  // between the cursor and the first item
 
+inline constexpr std::size_t kMaxCrashFrames = 48;
+
 inline constexpr std::uint32_t kInitializing = 0;
 inline constexpr std::uint32_t kStarted = 1;
 inline constexpr std::uint32_t kInitializerFailed = 2;
@@ -109,6 +111,9 @@ struct alignas(64) WorkerSlot {
   std::atomic<std::uint32_t> started{kInitializing};
   std::uint64_t init_failure_offset = 0;  // the encoded failure in the result buffer
   std::uint64_t init_failure_size = 0;
+  // A crash's raw stack (crash_stack.h): crash_frames return addresses, written by the dying worker.
+  std::atomic<std::uint32_t> crash_frames{0};
+  void* crash_stack[kMaxCrashFrames];
 };
 
 // What wakes a sleeping parent: job-level events always; every worker move when it waits for one.

@@ -10,6 +10,7 @@
 
 #include "pool/detail/memory_limits.h"
 #include "pool/detail/process/core.h"
+#include "pool/detail/process/crash_stack.h"
 #include "pool/detail/process/os.h"
 #include "pool/errors.h"
 
@@ -78,7 +79,12 @@ void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {
         }
         oom_kills_seen_ = oom_kills;
       }
-      error = std::make_exception_ptr(WorkerDied(task, worker.pid, wait_status, cause));
+      std::string stack;
+      if (WIFSIGNALED(wait_status)) {
+        stack = take_crash_stack(control_->slots()[index], WTERMSIG(wait_status));
+      }
+      error = std::make_exception_ptr(
+          WorkerDied(task, worker.pid, wait_status, cause, std::move(stack)));
     }
     fail_job_of_worker(index, error);
   }

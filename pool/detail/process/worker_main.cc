@@ -10,10 +10,12 @@
 #include <ostream>
 #include <utility>
 
+#include "pool/detail/process/crash_stack.h"
 #include "pool/detail/process/message.h"
 #include "pool/detail/process/worker_context.h"
 #include "pool/detail/shared_block.h"
 #include "pool/detail/task_failure.h"
+#include "pool/detail/throw_site.h"
 
 namespace pool::detail {
 namespace {
@@ -69,6 +71,8 @@ void WorkerLoop::serve() {
     results.reset(setup_.results->data(), setup_.results->size(),
                   unread ? me.records_end.load() : 0);
     setup_.pinning->pin(static_cast<int>(index));
+    record_throw_sites();
+    record_crash_stacks(&me);
     if (*setup_.initializer) {
       run_initializer(results);
     } else {

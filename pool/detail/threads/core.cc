@@ -5,6 +5,7 @@
 #include <string>
 
 #include "pool/detail/task_failure.h"
+#include "pool/detail/throw_site.h"
 #include "pool/errors.h"
 
 namespace pool::detail {
@@ -190,6 +191,7 @@ void ThreadPoolCore::release_gil() {
 }
 
 void ThreadPoolCore::serve(int index) {
+  record_throw_sites();
   SpanRecorder recorder(trace_ ? trace_->buffer(index) : nullptr);
   TraceBuffer* trace = recorder.buffer();
   this_thread_recorder() = trace != nullptr ? &recorder : nullptr;

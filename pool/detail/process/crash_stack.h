@@ -1,0 +1,25 @@
+// A worker process's own crash (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT): a handler, running on
+// its own stack so that a stack overflow is caught too, writes the raw return addresses into the
+// worker's slot in shared memory (Boost.Stacktrace's safe_dump_to, meant for signal handlers) and
+// lets the signal kill the worker as before. The parent, a fork's original with the same code at
+// the same addresses, symbolizes them into WorkerDied::stack_trace(). Nothing is paid until a
+// crash.
+#ifndef POOL_DETAIL_PROCESS_CRASH_STACK_H_
+#define POOL_DETAIL_PROCESS_CRASH_STACK_H_
+
+#include <string>
+
+#include "pool/detail/process/protocol.h"
+
+namespace pool::detail {
+
+// In the worker, once: handlers for the crash signals whose action is still the default.
+void record_crash_stacks(WorkerSlot* slot);
+
+// In the parent, after the worker in `slot` was killed by `signal`: the crash's stack, or empty;
+// clears the slot for the worker's replacement.
+std::string take_crash_stack(WorkerSlot& slot, int signal);
+
+}  // namespace pool::detail
+
+#endif  // POOL_DETAIL_PROCESS_CRASH_STACK_H_
