@@ -92,6 +92,12 @@ struct PoolTraits<ProcessPool> {
     options.pin_workers = true;
     return ProcessPool(workers, std::move(options));
   }
+  // Workers forked after the test set its globals see them: each replaces the last after a chunk.
+  static ProcessPool make_refreshing(int workers) {
+    ProcessPoolOptions options;
+    options.maxtasksperchild = 1;
+    return ProcessPool(workers, std::move(options));
+  }
 };
 
 template <>
@@ -113,6 +119,7 @@ struct PoolTraits<GilThreadPool> {
     options.pin_workers = true;
     return GilThreadPool(workers, GilThreadPool::kDefaultSwitchInterval, std::move(options));
   }
+  static GilThreadPool make_refreshing(int workers) { return make(workers); }
 };
 
 template <>
@@ -134,6 +141,7 @@ struct PoolTraits<FreeThreadPool> {
     options.pin_workers = true;
     return FreeThreadPool(workers, std::move(options));
   }
+  static FreeThreadPool make_refreshing(int workers) { return make(workers); }
 };
 
 template <>
@@ -265,7 +273,8 @@ inline std::string cpus_allowed_list(int) {
   std::ifstream status("/proc/thread-self/status");
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(line.find_first_not_of(" \t", 18));
+    if (line.rfind("Cpus_allowed_list:", 0) == 0)
+      return line.substr(line.find_first_not_of(" \t", 18));
   }
   return "?";
 }
@@ -1106,6 +1115,55 @@ TYPED_TEST_P(PoolContract, PinnedWorkersRunEachOnOneCpuOfTheAllowedSet) {
   }
 }
 
+// Nested pools -----------------------------------------------------------------------------------
+
+// The pool a test's tasks call back into; tasks cannot capture it (a pointer cannot travel).
+inline void* g_pool_under_test = nullptr;
+
+template <class P>
+int sum_on_a_pool_of_its_own(int n) {
+  auto inner = PoolTraits<P>::make(2);
+  int sum = 0;
+  for (int value : inner.map(identity, pool::range(0, n))) sum += value;
+  return sum;
+}
+
+template <class P>
+int call_the_pool_it_runs_on(int x) {
+  return static_cast<P*>(g_pool_under_test)->map(identity, pool::range(0, 3)).at(0) + x;
+}
+
+TYPED_TEST_P(PoolContract, ATaskMayRunAPoolOfItsOwnAndThePoolGoesOn) {
+  if constexpr (!PoolTraits<TypeParam>::kTasksSeeTestMemory) {
+    GTEST_SKIP() << "worker ranks cannot make pools of their own";
+  } else {
+    auto workers = PoolTraits<TypeParam>::make(2);
+    EXPECT_EQ(workers.map(sum_on_a_pool_of_its_own<TypeParam>, pool::range(1, 5), 1),
+              (std::vector<int>{0, 1, 3, 6}));
+    EXPECT_EQ(workers.map(square, pool::range(0L, 3L)), (std::vector<long>{0, 1, 4}));
+  }
+}
+
+TYPED_TEST_P(PoolContract, ATaskCallingThePoolItRunsOnGetsALogicErrorNotAHang) {
+  if constexpr (!PoolTraits<TypeParam>::kTasksSeeTestMemory) {
+    GTEST_SKIP() << "worker ranks cannot reach rank 0's pool";
+  } else {
+    // One worker: waiting for itself would hang. A forked worker sees the global once the worker
+    // forked before it was set has been replaced.
+    auto workers = PoolTraits<TypeParam>::make_refreshing(1);
+    g_pool_under_test = &workers;
+    EXPECT_EQ(workers.map(identity, pool::range(0, 1)), std::vector<int>{0});
+    try {
+      workers.map(call_the_pool_it_runs_on<TypeParam>, pool::range(0, 2));
+      ADD_FAILURE() << "the nested call returned";
+    } catch (const TaskError& error) {
+      EXPECT_EQ(error.type_name(), "std::logic_error") << error.what();
+    }
+    g_pool_under_test = nullptr;
+    EXPECT_EQ(workers.map(square, pool::range(0L, 3L)), (std::vector<long>{0, 1, 4}));
+  }
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     PoolContract, MapKeepsInputOrderForEveryChunksize,
     MapOfAnEmptyInputIsEmptyAndMapAsyncRunsItsCallbackOnce, SerializedItemsAndResultsTravelIntact,
@@ -1133,7 +1191,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     ManyCallsInFlightAllGetTheirOwnResults, RejectsANegativeWorkerCount,
     ZeroWorkersIsRejectedOrMeansAsManyAsTheDefault, InitializerRunsOnceInEveryWorkerBeforeItsTasks,
     AThrowingInitializerFailsTheConstructorWithInitializerError,
-    PinnedWorkersRunEachOnOneCpuOfTheAllowedSet);
+    PinnedWorkersRunEachOnOneCpuOfTheAllowedSet, ATaskMayRunAPoolOfItsOwnAndThePoolGoesOn,
+    ATaskCallingThePoolItRunsOnGetsALogicErrorNotAHang);
 
 }  // namespace pool::testing
 

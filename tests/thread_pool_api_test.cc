@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <numeric>
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
@@ -56,12 +55,6 @@ void spin_for(std::chrono::microseconds duration) {
   const auto until = std::chrono::steady_clock::now() + duration;
   while (std::chrono::steady_clock::now() < until) {
   }
-}
-
-std::vector<int> iota_vector(int n) {
-  std::vector<int> values(static_cast<std::size_t>(n));
-  std::iota(values.begin(), values.end(), 0);
-  return values;
 }
 
 template <class P>

@@ -104,7 +104,23 @@ ThreadPoolCore::~ThreadPoolCore() {
   join();
 }
 
+namespace {
+
+// The pool whose thread this is: a task that submits to it would wait for itself.
+thread_local const ThreadPoolCore* t_serving = nullptr;
+
+void check_not_serving(const ThreadPoolCore* core) {
+  if (t_serving == core) {
+    throw std::logic_error(
+        "pool: a task cannot submit work to the pool it runs on (it would wait for itself); "
+        "make a pool of its own inside the task");
+  }
+}
+
+}  // namespace
+
 void ThreadPoolCore::check_can_submit() const {
+  check_not_serving(this);
   std::lock_guard<std::mutex> guard(mutex_);
   lifecycle_.check_open();
 }
@@ -118,6 +134,7 @@ void ThreadPoolCore::submit_batch(std::shared_ptr<ThreadJob> job) {
 }
 
 void ThreadPoolCore::enqueue(std::shared_ptr<ThreadJob> job, Lifecycle::State latest) {
+  check_not_serving(this);
   const bool many = job->chunks() > 1;
   {
     std::lock_guard<std::mutex> guard(mutex_);
@@ -192,6 +209,7 @@ void ThreadPoolCore::release_gil() {
 
 void ThreadPoolCore::serve(int index) {
   record_throw_sites();
+  t_serving = this;
   SpanRecorder recorder(trace_ ? trace_->buffer(index) : nullptr);
   TraceBuffer* trace = recorder.buffer();
   this_thread_recorder() = trace != nullptr ? &recorder : nullptr;

@@ -101,7 +101,8 @@ class ThreadPoolCore {
   int size() const { return size_; }
   GilLock* gil() const { return gil_.get(); }
 
-  // Throws PoolNotRunning after close() or terminate().
+  // Throws PoolNotRunning after close() or terminate(), std::logic_error in one of this pool's
+  // threads (a task submitting to its own pool would wait for itself).
   void check_can_submit() const;
   // Queues a call's job; throws PoolNotRunning after close() or terminate().
   void submit(std::shared_ptr<ThreadJob> job);
