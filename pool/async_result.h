@@ -37,6 +37,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "pool/detail/exception_text.h"
 #include "pool/detail/wait_hook.h"
@@ -127,6 +128,21 @@ class AsyncStateBase {
     return error_;
   }
 
+  // Runs `listener` once the state is settled: at once when it is, else in the thread that
+  // settles it, after the callbacks. It must not throw.
+  void on_settled(std::function<void()> listener) {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (!settled_) {
+        listeners_.push_back(std::move(listener));
+        return;
+      }
+    }
+    listener();
+  }
+  // The pool's event loop while unsettled (a ProcessPool), null otherwise.
+  Driver* driver() const { return driver_.load(std::memory_order_acquire); }
+
   // Fails the result unless it is settled already; runs error_callback.
   void fail(std::exception_ptr error) {
     {
@@ -142,13 +158,16 @@ class AsyncStateBase {
   virtual void run_error_callback(const std::exception_ptr& error) noexcept = 0;
 
   void finish(std::exception_ptr error) {
+    std::vector<std::function<void()>> listeners;
     {
       std::lock_guard<std::mutex> guard(mutex_);
       error_ = std::move(error);
       settled_ = true;
+      listeners.swap(listeners_);
     }
     driver_.store(nullptr, std::memory_order_release);
     settled_cv_.notify_all();
+    for (std::function<void()>& listener : listeners) listener();
   }
 
   mutable std::mutex mutex_;
@@ -157,6 +176,7 @@ class AsyncStateBase {
   std::condition_variable settled_cv_;
   bool settled_ = false;
   std::exception_ptr error_;
+  std::vector<std::function<void()>> listeners_;  // until settled
   // Atomic: a thread pool settles the state in a worker while another thread waits on it.
   std::atomic<Driver*> driver_;
 };
@@ -267,6 +287,43 @@ class AsyncResult {
   }
 
   bool ready() const { return state_->poll(); }
+
+  // concurrent.futures' names: done() is ready(), result() is get().
+  bool done() const { return ready(); }
+  R result() & { return get(); }
+  R result() && { return std::move(*this).get(); }
+  template <class Rep, class Period>
+  R result(std::chrono::duration<Rep, Period> timeout) & {
+    return get(timeout);
+  }
+  // Waits; the call's failure, or null when it succeeded. Throws pool::TimeoutError when it is not
+  // ready within `timeout`.
+  std::exception_ptr exception() const {
+    wait();
+    return state_->error();
+  }
+  template <class Rep, class Period>
+  std::exception_ptr exception(std::chrono::duration<Rep, Period> timeout) const {
+    if (!wait(timeout)) throw TimeoutError("pool: the result was not ready in time");
+    return state_->error();
+  }
+  // Runs fn(result) once the call is done: at once when it is; otherwise where callbacks run (on
+  // a ProcessPool in the thread waiting on the pool, on a thread pool in the worker thread that
+  // finished). A throwing fn is reported on stderr and ignored, as concurrent.futures does.
+  template <class F>
+  void add_done_callback(F fn) {
+    state_->on_settled([state = state_, fn = std::move(fn)]() mutable noexcept {
+      try {
+        const AsyncResult self(std::move(state));
+        fn(self);
+      } catch (...) {
+        detail::report_ignored_callback_exception("done callback");
+      }
+    });
+  }
+
+  // For pool::wait and pool::as_completed (pool/futures.h).
+  const std::shared_ptr<detail::AsyncState<R>>& state() const { return state_; }
   // Whether the call succeeded; std::logic_error if it is not ready yet (Python: ValueError).
   bool successful() const {
     if (!ready())

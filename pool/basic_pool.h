@@ -137,6 +137,16 @@ class BasicPool {
     return apply_async(std::forward<F>(f), pool::args(std::forward<A>(args)...), {}, {});
   }
 
+  // concurrent.futures' Executor.submit(f, *args): apply_async under its name. The result is the
+  // pool's future (done, result, exception, add_done_callback; pool::wait, pool::as_completed).
+  // clang-format off
+  template <class F, class... A>
+    requires detail::NotArgsFirst<A...>
+  AsyncResult<detail::CallResult<F, A...>> submit(F&& f, A&&... args) {
+    // clang-format on
+    return apply_async(std::forward<F>(f), std::forward<A>(args)...);
+  }
+
   // Python's apply_async(f, args=(a, b), callback=..., error_callback=...):
   // apply_async(f, pool::args(a, b), callback[, error_callback]).
   template <class F, class... T>

@@ -8,6 +8,7 @@
 #include "pool/cpus.h"
 #include "pool/errors.h"
 #include "pool/fn.h"
+#include "pool/futures.h"
 #include "pool/gil.h"
 #include "pool/pool_concept.h"
 #include "pool/process_pool.h"

@@ -87,6 +87,7 @@ struct PoolTraits<ProcessPool> {
     return ProcessPool(workers, std::move(options));
   }
   static constexpr bool kPinsWorkers = true;
+  static constexpr bool kQueuesTasksOnWorkers = false;
   static ProcessPool make_pinned(int workers) {
     ProcessPoolOptions options;
     options.pin_workers = true;
@@ -114,6 +115,7 @@ struct PoolTraits<GilThreadPool> {
     return GilThreadPool(workers, GilThreadPool::kDefaultSwitchInterval, std::move(options));
   }
   static constexpr bool kPinsWorkers = true;
+  static constexpr bool kQueuesTasksOnWorkers = false;
   static GilThreadPool make_pinned(int workers) {
     ThreadPoolOptions options;
     options.pin_workers = true;
@@ -136,6 +138,7 @@ struct PoolTraits<FreeThreadPool> {
     return FreeThreadPool(workers, std::move(options));
   }
   static constexpr bool kPinsWorkers = true;
+  static constexpr bool kQueuesTasksOnWorkers = false;
   static FreeThreadPool make_pinned(int workers) {
     ThreadPoolOptions options;
     options.pin_workers = true;
@@ -152,6 +155,8 @@ struct PoolTraits<MpiPool> {
   static constexpr bool kZeroWorkersMeansAll = true;
   static constexpr bool kHasInitializer = false;
   static constexpr bool kPinsWorkers = false;  // mpirun and Slurm place the ranks
+  // Rank 0 sends a rank its next task before the one it runs is done, to hide the latency.
+  static constexpr bool kQueuesTasksOnWorkers = true;
   // Every worker rank: the job's size fixes the pool's, whatever `workers` asks. A template only
   // so that this header compiles without pool/mpi_pool.h.
   template <class Mpi = MpiPool>
@@ -1115,6 +1120,92 @@ TYPED_TEST_P(PoolContract, PinnedWorkersRunEachOnOneCpuOfTheAllowedSet) {
   }
 }
 
+// Futures ---------------------------------------------------------------------------------------
+
+// Sleeps `ms` milliseconds (releasing the GIL) and returns them; a negative `ms` throws at once.
+inline int nap_ms(int ms) {
+  if (ms < 0) throw std::invalid_argument("no nap");
+  pool::gil::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+
+TYPED_TEST_P(PoolContract, AsCompletedYieldsFuturesInTheOrderTheyFinish) {
+  auto workers = PoolTraits<TypeParam>::make(2);
+  if (workers.size() < 2) GTEST_SKIP() << "the order needs two workers";
+  // Two workers: 30 ms ends first, then 300 ms (started when it ended), then 900 ms. Where a
+  // worker is sent its next task early, 300 ms may wait behind 900 ms: two tasks only.
+  std::vector<int> naps{900, 30, 300};
+  if (PoolTraits<TypeParam>::kQueuesTasksOnWorkers) naps.pop_back();
+  std::vector<AsyncResult<int>> futures;
+  for (int ms : naps) futures.push_back(workers.submit(nap_ms, ms));
+  std::vector<int> order;
+  for (const AsyncResult<int>& done : pool::as_completed(futures)) {
+    AsyncResult<int> finished = done;
+    EXPECT_TRUE(finished.done());
+    order.push_back(finished.result());
+  }
+  std::sort(naps.begin(), naps.end());
+  EXPECT_EQ(order, naps);
+}
+
+TYPED_TEST_P(PoolContract, WaitReturnsAtTheFirstDoneTheFirstFailureOrWhenAllAreDone) {
+  auto workers = PoolTraits<TypeParam>::make(2);
+  if (workers.size() < 2) GTEST_SKIP() << "the split needs two workers";
+  {
+    std::vector<AsyncResult<int>> futures{workers.submit(nap_ms, 900), workers.submit(nap_ms, 20)};
+    auto [done, not_done] = pool::wait(futures, pool::FirstCompleted);
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].exception(), nullptr);
+    EXPECT_EQ(futures[1].result(), 20);
+    ASSERT_EQ(not_done.size(), 1u);
+    auto all = pool::wait(futures, pool::AllCompleted);
+    EXPECT_EQ(all.done.size(), 2u);
+    EXPECT_TRUE(all.not_done.empty());
+  }
+  {
+    std::vector<AsyncResult<int>> futures{workers.submit(nap_ms, 900), workers.submit(nap_ms, -1)};
+    auto [done, not_done] = pool::wait(futures, pool::FirstException);
+    ASSERT_EQ(done.size(), 1u);
+    ASSERT_NE(done[0].exception(), nullptr);
+    EXPECT_THROW(std::rethrow_exception(done[0].exception()), TaskError);
+    EXPECT_EQ(not_done.size(), 1u);
+    EXPECT_EQ(futures[0].exception(), nullptr) << "it succeeds once done";
+  }
+}
+
+TYPED_TEST_P(PoolContract, WaitAndAsCompletedGiveUpAtTheirTimeout) {
+  auto workers = PoolTraits<TypeParam>::make(2);
+  if (workers.size() < 2) GTEST_SKIP() << "a job of one rank runs its tasks in the caller";
+  std::vector<AsyncResult<int>> futures{workers.submit(nap_ms, 800)};
+  auto [done, not_done] = pool::wait(futures, pool::AllCompleted, std::chrono::milliseconds(20));
+  EXPECT_TRUE(done.empty());
+  EXPECT_EQ(not_done.size(), 1u);
+  EXPECT_THROW(
+      {
+        for (const AsyncResult<int>& future :
+             pool::as_completed(futures, std::chrono::milliseconds(20))) {
+          (void)future;
+        }
+      },
+      TimeoutError);
+  EXPECT_THROW(futures[0].exception(std::chrono::milliseconds(1)), TimeoutError);
+  EXPECT_EQ(futures[0].result(), 800) << "the work went on";
+}
+
+TYPED_TEST_P(PoolContract, ADoneCallbackRunsOnceWithTheFutureOrAtOnceWhenItIsDone) {
+  auto workers = PoolTraits<TypeParam>::make(2);
+  using namespace std::chrono_literals;
+  auto seen = std::make_shared<std::atomic<int>>(0);
+  AsyncResult<int> future = workers.submit(nap_ms, 50);
+  future.add_done_callback([seen](AsyncResult<int> done) { *seen += done.result(); });
+  future.wait();
+  // A thread pool's worker runs it right after settling: give it the moment it needs.
+  for (int i = 0; i < 1000 && seen->load() == 0; ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(seen->load(), 50);
+  future.add_done_callback([seen](AsyncResult<int> done) { *seen += done.result(); });
+  EXPECT_EQ(seen->load(), 100) << "a callback added when done runs at once";
+}
+
 // Nested pools -----------------------------------------------------------------------------------
 
 // The pool a test's tasks call back into; tasks cannot capture it (a pointer cannot travel).
@@ -1192,7 +1283,10 @@ REGISTER_TYPED_TEST_SUITE_P(
     ZeroWorkersIsRejectedOrMeansAsManyAsTheDefault, InitializerRunsOnceInEveryWorkerBeforeItsTasks,
     AThrowingInitializerFailsTheConstructorWithInitializerError,
     PinnedWorkersRunEachOnOneCpuOfTheAllowedSet, ATaskMayRunAPoolOfItsOwnAndThePoolGoesOn,
-    ATaskCallingThePoolItRunsOnGetsALogicErrorNotAHang);
+    ATaskCallingThePoolItRunsOnGetsALogicErrorNotAHang,
+    AsCompletedYieldsFuturesInTheOrderTheyFinish,
+    WaitReturnsAtTheFirstDoneTheFirstFailureOrWhenAllAreDone,
+    WaitAndAsCompletedGiveUpAtTheirTimeout, ADoneCallbackRunsOnceWithTheFutureOrAtOnceWhenItIsDone);
 
 }  // namespace pool::testing
 
