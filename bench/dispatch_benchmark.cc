@@ -27,6 +27,27 @@ void check_last(benchmark::State& state, std::int64_t items, std::int64_t last) 
   if (last != (items - 1) * (items - 1)) state.SkipWithError("a wrong square came back");
 }
 
+std::string chunksize_name(std::size_t chunksize) { return chunksize == 1 ? "1" : "default"; }
+
+// Times map(x -> x*x, range(0, items)) on `workers`.
+void map_squares(benchmark::State& state, pool::ProcessPool& workers, std::int64_t items,
+                 std::size_t chunksize) {
+  std::int64_t last = 0;
+  for (auto _ : state) {
+    last = workers.map(Square{}, pool::range(std::int64_t{0}, items), chunksize).back();
+  }
+  check_last(state, items, last);
+  state.SetItemsProcessed(state.iterations() * items);
+}
+
+// Times the reference: `processes` processes sharing one counter over the same squares.
+void count_shared(benchmark::State& state, int processes, std::int64_t items) {
+  SharedCounterLimit limit(items, processes);
+  for (auto _ : state) limit.run(items);
+  check_last(state, items, limit.result(items - 1));
+  state.SetItemsProcessed(state.iterations() * items);
+}
+
 template <class Pool>
 void read_stream(benchmark::State& state, Pool& workers, std::int64_t items,
                  std::size_t chunksize) {
@@ -48,23 +69,15 @@ void register_dispatch(const Config& config) {
   for (std::int64_t items : config.dispatch_items) {
     const std::string size = "/N:" + std::to_string(items);
     for (std::size_t chunksize : {std::size_t{1}, std::size_t{0}}) {
-      const std::string name = "dispatch/process_pool/chunksize:" +
-                               (chunksize == 1 ? std::string("1") : std::string("default")) + size;
-      add_benchmark(name, [=](benchmark::State& state) {
-        pool::ProcessPool workers(pool_size);
-        std::int64_t last = 0;
-        for (auto _ : state) {
-          const std::vector<std::int64_t> squares =
-              workers.map(Square{}, pool::range(std::int64_t{0}, items), chunksize);
-          last = squares.back();
-        }
-        check_last(state, items, last);
-        state.SetItemsProcessed(state.iterations() * items);
-      })->UseRealTime();
+      add_benchmark("dispatch/process_pool/chunksize:" + chunksize_name(chunksize) + size,
+                    [=](benchmark::State& state) {
+                      pool::ProcessPool workers(pool_size);
+                      map_squares(state, workers, items, chunksize);
+                    })
+          ->UseRealTime();
     }
     for (std::size_t chunksize : {std::size_t{1}, std::size_t{0}}) {
-      const std::string chunks =
-          "/chunksize:" + (chunksize == 1 ? std::string("1") : std::string("default")) + size;
+      const std::string chunks = "/chunksize:" + chunksize_name(chunksize) + size;
       add_benchmark("dispatch/imap/process_pool" + chunks, [=](benchmark::State& state) {
         pool::ProcessPool workers(pool_size);
         read_stream(state, workers, items, chunksize);
@@ -97,56 +110,40 @@ void register_dispatch(const Config& config) {
       state.SetItemsProcessed(state.iterations() * items);
     })->UseRealTime();
     add_benchmark("dispatch/shared_counter" + size, [=](benchmark::State& state) {
-      SharedCounterLimit limit(items, pool_size);
-      for (auto _ : state) limit.run(items);
-      check_last(state, items, limit.result(items - 1));
-      state.SetItemsProcessed(state.iterations() * items);
+      count_shared(state, pool_size, items);
     })->UseRealTime();
   }
   // Many workers: one cursor per call is shared by all of them; the reference shares one counter.
   const std::int64_t items = config.dispatch_scaling_items;
-    // The cost of max_memory_per_child's check between chunks, beside the same pool recycling by
-    // a count it never reaches (both hand out chunks through the one cursor).
-    for (bool by_memory : {false, true}) {
-      add_benchmark(std::string("dispatch/process_pool/recycling_by_") +
-                        (by_memory ? "memory" : "count") + "/chunksize:1/N:" + std::to_string(items),
-                    [=](benchmark::State& state) {
-                      pool::ProcessPoolOptions options;
-                      if (by_memory) {
-                        options.max_memory_per_child = std::uint64_t{1} << 40;
-                      } else {
-                        options.maxtasksperchild = std::uint64_t{1} << 60;
-                      }
-                      pool::ProcessPool workers(pool_size, options);
-                      std::int64_t last = 0;
-                      for (auto _ : state) {
-                        last = workers.map(Square{}, pool::range(std::int64_t{0}, items), 1).back();
-                      }
-                      check_last(state, items, last);
-                      state.SetItemsProcessed(state.iterations() * items);
-                    })
-          ->UseRealTime();
-    }
+  // The cost of max_memory_per_child's check between chunks, beside the same pool recycling by a
+  // count it never reaches (both hand out chunks through the one cursor).
+  for (bool by_memory : {false, true}) {
+    add_benchmark(std::string("dispatch/process_pool/recycling_by_") +
+                      (by_memory ? "memory" : "count") + "/chunksize:1/N:" + std::to_string(items),
+                  [=](benchmark::State& state) {
+                    pool::ProcessPoolOptions options;
+                    if (by_memory) {
+                      options.max_memory_per_child = std::uint64_t{1} << 40;
+                    } else {
+                      options.maxtasksperchild = std::uint64_t{1} << 60;
+                    }
+                    pool::ProcessPool workers(pool_size, options);
+                    map_squares(state, workers, items, 1);
+                  })
+        ->UseRealTime();
+  }
   for (int workers_count : config.dispatch_workers) {
     const std::string pool = "/workers:" + std::to_string(workers_count);
     for (std::size_t chunksize : {std::size_t{1}, std::size_t{0}}) {
-      const std::string name = "dispatch_scaling/process_pool/chunksize:" +
-                               (chunksize == 1 ? std::string("1") : std::string("default")) + pool;
-      add_benchmark(name, [=](benchmark::State& state) {
-        pool::ProcessPool workers(workers_count);
-        std::int64_t last = 0;
-        for (auto _ : state) {
-          last = workers.map(Square{}, pool::range(std::int64_t{0}, items), chunksize).back();
-        }
-        check_last(state, items, last);
-        state.SetItemsProcessed(state.iterations() * items);
-      })->UseRealTime();
+      add_benchmark("dispatch_scaling/process_pool/chunksize:" + chunksize_name(chunksize) + pool,
+                    [=](benchmark::State& state) {
+                      pool::ProcessPool workers(workers_count);
+                      map_squares(state, workers, items, chunksize);
+                    })
+          ->UseRealTime();
     }
     add_benchmark("dispatch_scaling/shared_counter" + pool, [=](benchmark::State& state) {
-      SharedCounterLimit limit(items, workers_count);
-      for (auto _ : state) limit.run(items);
-      check_last(state, items, limit.result(items - 1));
-      state.SetItemsProcessed(state.iterations() * items);
+      count_shared(state, workers_count, items);
     })->UseRealTime();
   }
 }

@@ -49,22 +49,25 @@ namespace {
       "pool: could not pin worker " + std::to_string(worker) + " to CPU " + std::to_string(cpu));
 }
 
+cpu_set_t only(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return set;
+}
+
 }  // namespace
 
 void CpuPinning::pin(int worker) const {
   if (cpus_.empty()) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu_of(worker), &set);
+  const cpu_set_t set = only(cpu_of(worker));
   // 0: the calling thread (a worker process has only that one).
   if (sched_setaffinity(0, sizeof(set), &set) != 0) pin_failed(errno, worker, cpu_of(worker));
 }
 
 void CpuPinning::pin(int worker, std::thread& thread) const {
   if (cpus_.empty()) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu_of(worker), &set);
+  const cpu_set_t set = only(cpu_of(worker));
   const int error = pthread_setaffinity_np(thread.native_handle(), sizeof(set), &set);
   if (error != 0) pin_failed(error, worker, cpu_of(worker));
 }
