@@ -4,6 +4,7 @@
 //   pool::AsyncResult<double> root = workers.apply_async(slow_sqrt, 2.0);
 //   ... other work; the task runs meanwhile ...
 //   double value = root.get();  // or root.get(std::chrono::seconds(1))
+//   other.cancel();             // drops a call that has not started
 //
 // Contract
 // - get() waits, then returns the value or rethrows what the call failed with (TaskError,
@@ -18,6 +19,11 @@
 //   is reported on stderr in one line ("pool: the callback of an *_async call raised
 //   std::runtime_error: ...; ignored ...") and otherwise ignored, as Python's concurrent.futures
 //   logs and ignores a done-callback that raises; the pool and its worker threads go on.
+// - cancel() drops a call no worker has started: it fails with CancelledError and returns true.
+//   A call that started goes on (false), except with cancel(pool::kill_running) on a ProcessPool,
+//   which kills the workers running it (they are replaced) and fails it with CancelledError. On a
+//   thread pool a task that takes a std::stop_token first is asked to stop instead (its outcome is
+//   its own). A call that is done is not cancelled (false, unless it was cancelled before).
 // - Copies share one result. Waiting on a thread pool's result is thread-safe; a ProcessPool's
 //   results are waited on by the thread that uses the pool.
 #ifndef POOL_ASYNC_RESULT_H_
@@ -34,6 +40,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -44,6 +51,11 @@
 #include "pool/errors.h"
 
 namespace pool {
+
+// What AsyncResult::cancel does to a call that has started: leave it (Python's Future.cancel), or
+// kill the workers running it (a ProcessPool; pebble's cancel).
+enum class Cancel { if_not_started, kill_running };
+inline constexpr Cancel kill_running = Cancel::kill_running;
 
 namespace detail {
 
@@ -74,6 +86,22 @@ inline void report_ignored_callback_exception(const char* which) noexcept {
   } catch (...) {
     std::fputs("pool: a callback of an *_async call raised; ignored\n", stderr);
   }
+}
+
+inline bool is_cancellation(const std::exception_ptr& error) {
+  if (!error) return false;
+  try {
+    std::rethrow_exception(error);
+  } catch (const CancelledError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// What a call dropped by AsyncResult::cancel() fails with.
+inline std::exception_ptr cancelled_error() {
+  return std::make_exception_ptr(CancelledError("pool: the call was cancelled"));
 }
 
 class AsyncStateBase {
@@ -143,6 +171,47 @@ class AsyncStateBase {
   // The pool's event loop while unsettled (a ProcessPool), null otherwise.
   Driver* driver() const { return driver_.load(std::memory_order_acquire); }
 
+  // How the backend drops the call: returns true when no worker will run it (or, for
+  // kill_running, when it stopped those that did); the state is then failed with CancelledError.
+  // It must not settle the state itself with another error. Called at most once per cancel().
+  using Canceller = std::function<bool(Cancel)>;
+  void set_canceller(Canceller canceller) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (!settled_) canceller_ = std::move(canceller);
+  }
+  // A task that takes a std::stop_token: cancel() asks it to stop when the call cannot be dropped.
+  void set_stop_source(std::stop_source source) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (!settled_) stop_ = std::move(source);
+  }
+
+  bool cancel(Cancel how) {
+    Canceller canceller;
+    std::stop_source stop(std::nostopstate);
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (settled_) return cancelled_;
+      canceller = canceller_;
+      stop = stop_;
+      cancelling_ = true;
+    }
+    if (canceller && canceller(how)) {
+      fail(cancelled_error());
+      std::lock_guard<std::mutex> guard(mutex_);
+      return cancelled_;
+    }
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      cancelling_ = false;
+    }
+    stop.request_stop();  // a no-op without a stop state
+    return false;
+  }
+  bool cancelled() const {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return cancelled_;
+  }
+
   // Fails the result unless it is settled already; runs error_callback.
   void fail(std::exception_ptr error) {
     {
@@ -159,11 +228,14 @@ class AsyncStateBase {
 
   void finish(std::exception_ptr error) {
     std::vector<std::function<void()>> listeners;
+    Canceller canceller;  // released outside the lock: it may own the backend's job
     {
       std::lock_guard<std::mutex> guard(mutex_);
+      cancelled_ = cancelling_ && is_cancellation(error);
       error_ = std::move(error);
       settled_ = true;
       listeners.swap(listeners_);
+      canceller.swap(canceller_);
     }
     driver_.store(nullptr, std::memory_order_release);
     settled_cv_.notify_all();
@@ -177,6 +249,10 @@ class AsyncStateBase {
   bool settled_ = false;
   std::exception_ptr error_;
   std::vector<std::function<void()>> listeners_;  // until settled
+  Canceller canceller_;                           // until settled
+  std::stop_source stop_{std::nostopstate};
+  bool cancelling_ = false;  // a cancel() is dropping the call
+  bool cancelled_ = false;   // settled by cancel()
   // Atomic: a thread pool settles the state in a worker while another thread waits on it.
   std::atomic<Driver*> driver_;
 };
@@ -321,6 +397,11 @@ class AsyncResult {
       }
     });
   }
+
+  // Drops the call if no worker started it, then true; see the contract above for the rest.
+  bool cancel(Cancel how = Cancel::if_not_started) { return state_->cancel(how); }
+  // Whether cancel() ended the call (its result is CancelledError).
+  bool cancelled() const { return state_->cancelled(); }
 
   // For pool::wait and pool::as_completed (pool/futures.h).
   const std::shared_ptr<detail::AsyncState<R>>& state() const { return state_; }

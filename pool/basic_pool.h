@@ -31,6 +31,7 @@
 #include <memory>
 #include <optional>
 #include <ranges>
+#include <stop_token>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -134,7 +135,21 @@ class BasicPool {
     requires detail::NotArgsFirst<A...>
   AsyncResult<detail::CallResult<F, A...>> apply_async(F&& f, A&&... args) {
     // clang-format on
-    return apply_async(std::forward<F>(f), pool::args(std::forward<A>(args)...), {}, {});
+    if constexpr (detail::TakesStopToken<F, A...>) {
+      static_assert(!kTravel,
+                    "apply_async/submit: a task taking a std::stop_token runs on thread pools; on "
+                    "a ProcessPool, cancel(pool::kill_running) stops a running task");
+      if constexpr (!kTravel) {
+        std::stop_source stop;
+        auto result = apply_async(
+            detail::WithStopToken<std::decay_t<F>>{std::forward<F>(f), stop.get_token()},
+            pool::args(std::forward<A>(args)...), {}, {});
+        result.state()->set_stop_source(std::move(stop));
+        return result;
+      }
+    } else {
+      return apply_async(std::forward<F>(f), pool::args(std::forward<A>(args)...), {}, {});
+    }
   }
 
   // concurrent.futures' Executor.submit(f, *args): apply_async under its name. The result is the

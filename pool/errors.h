@@ -81,6 +81,13 @@ class TimeoutError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// AsyncResult::cancel() dropped the call before it ran, or cancel(pool::kill_running) stopped the
+// worker running it (concurrent.futures' CancelledError).
+class CancelledError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // A call on a pool that was closed or terminated (Python's "Pool not running"), or a result that
 // the pool dropped because it was terminated before it was ready.
 class PoolNotRunning : public std::logic_error {

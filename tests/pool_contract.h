@@ -1206,6 +1206,60 @@ TYPED_TEST_P(PoolContract, ADoneCallbackRunsOnceWithTheFutureOrAtOnceWhenItIsDon
   EXPECT_EQ(seen->load(), 100) << "a callback added when done runs at once";
 }
 
+// Cancelling -------------------------------------------------------------------------------------
+
+inline int counted_identity(int x) {
+  ++counters().calls;
+  return x;
+}
+
+TYPED_TEST_P(PoolContract, CancelDropsACallNoWorkerStartedAndThePoolGoesOn) {
+  OpenGateAtExit open_at_exit;
+  auto workers = PoolTraits<TypeParam>::make(2);
+  constexpr int kHold = kHoldMs<TypeParam>;
+  // Every worker busy (and, where a worker is sent its next task early, its queue full too).
+  const int busy = workers.size() * (PoolTraits<TypeParam>::kQueuesTasksOnWorkers ? 2 : 1);
+  std::vector<AsyncResult<int>> holders;
+  for (int i = 0; i < busy; ++i) holders.push_back(workers.submit(held, kHold));
+  if constexpr (PoolTraits<TypeParam>::kTasksSeeTestMemory) {
+    ASSERT_TRUE(eventually([&] { return counters().started.load() == workers.size(); }));
+  }
+  AsyncResult<int> one = workers.submit(counted_identity, 7);
+  auto many = workers.map_async(counted_identity, pool::range(0, 100));
+  EXPECT_TRUE(one.cancel());
+  EXPECT_TRUE(many.cancel());
+  EXPECT_TRUE(one.cancelled());
+  EXPECT_TRUE(one.done());
+  EXPECT_THROW(one.result(), CancelledError);
+  EXPECT_THROW(many.get(), CancelledError);
+  EXPECT_TRUE(one.cancel()) << "cancelling again reports the cancelled call";
+  open_gate();
+  for (AsyncResult<int>& holder : holders) {
+    EXPECT_EQ(holder.result(), kHold);
+    EXPECT_FALSE(holder.cancel()) << "a finished call is not cancelled";
+    EXPECT_FALSE(holder.cancelled());
+  }
+  EXPECT_EQ(workers.map(square, pool::range(0L, 3L)), (std::vector<long>{0, 1, 4}));
+  if constexpr (PoolTraits<TypeParam>::kTasksSeeTestMemory) {
+    EXPECT_EQ(counters().calls.load(), 0) << "a dropped call never ran";
+  }
+}
+
+TYPED_TEST_P(PoolContract, CancelLeavesARunningCallToFinish) {
+  if constexpr (!PoolTraits<TypeParam>::kTasksSeeTestMemory) {
+    GTEST_SKIP() << "the test cannot see when a worker rank starts the task";
+  } else {
+    OpenGateAtExit open_at_exit;
+    auto workers = PoolTraits<TypeParam>::make(2);
+    AsyncResult<int> running = workers.submit(held, kHoldMs<TypeParam>);
+    ASSERT_TRUE(eventually([] { return counters().started.load() == 1; }));
+    EXPECT_FALSE(running.cancel());
+    open_gate();
+    EXPECT_EQ(running.result(), kHoldMs<TypeParam>);
+    EXPECT_FALSE(running.cancelled());
+  }
+}
+
 // Nested pools -----------------------------------------------------------------------------------
 
 // The pool a test's tasks call back into; tasks cannot capture it (a pointer cannot travel).
@@ -1286,7 +1340,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     ATaskCallingThePoolItRunsOnGetsALogicErrorNotAHang,
     AsCompletedYieldsFuturesInTheOrderTheyFinish,
     WaitReturnsAtTheFirstDoneTheFirstFailureOrWhenAllAreDone,
-    WaitAndAsCompletedGiveUpAtTheirTimeout, ADoneCallbackRunsOnceWithTheFutureOrAtOnceWhenItIsDone);
+    WaitAndAsCompletedGiveUpAtTheirTimeout, ADoneCallbackRunsOnceWithTheFutureOrAtOnceWhenItIsDone,
+    CancelDropsACallNoWorkerStartedAndThePoolGoesOn, CancelLeavesARunningCallToFinish);
 
 }  // namespace pool::testing
 

@@ -15,6 +15,7 @@
 
 #include "pool/detail/process/message.h"
 #include "pool/pool.h"
+#include "tests/child_process.h"
 #include "tests/leak_check.h"
 #include "tests/shared_object.h"
 
@@ -328,6 +329,33 @@ TEST_F(ProcessPoolFailure, TaskTimeoutKillsAnOverrunningTaskAndThePoolGoesOn) {
     EXPECT_DOUBLE_EQ(timeout.timeout_seconds(), 0.2);
   }
   EXPECT_EQ(workers.map([](int x) { return x; }, pool::range(0, 3)), (std::vector<int>{0, 1, 2}));
+}
+
+TEST_F(ProcessPoolFailure, KillCancelStopsTheWorkerRunningTheCallAndThePoolGoesOn) {
+  SharedFlag started;
+  std::atomic<int>* flag = started.get();
+  pool::ProcessPool workers(2);
+  auto stuck = workers.submit(
+      [flag](int seconds) {
+        flag->store(::getpid());
+        std::this_thread::sleep_for(std::chrono::seconds(seconds));
+        return seconds;
+      },
+      60);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (flag->load() == 0 && std::chrono::steady_clock::now() < until) {
+    stuck.wait(std::chrono::milliseconds(1));
+  }
+  const int pid = flag->load();
+  ASSERT_NE(pid, 0) << "the task never started";
+  EXPECT_FALSE(stuck.cancel()) << "a plain cancel leaves a running call alone";
+  EXPECT_TRUE(stuck.cancel(pool::kill_running));
+  EXPECT_TRUE(stuck.cancelled());
+  EXPECT_THROW(stuck.get(), pool::CancelledError);
+  EXPECT_EQ(pool::testing::process_state(pid), 0) << "its worker was killed and reaped";
+  EXPECT_EQ(workers.size(), 2) << "and replaced";
+  EXPECT_EQ(workers.map([](int x) { return x * 3; }, pool::range(0, 4)),
+            (std::vector<int>{0, 3, 6, 9}));
 }
 
 TEST_F(ProcessPoolFailure, NonStandardThrowInImapIsATaskErrorNamingTheType) {

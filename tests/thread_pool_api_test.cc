@@ -8,6 +8,8 @@
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -116,6 +118,50 @@ TYPED_TEST(ThreadPoolApi, CallbacksHoldTheGilOnlyOnTheGilPool) {
                    [&](const int&) { held = pool::gil::held_by_this_thread(); })
       .get();
   EXPECT_EQ(held.load(), (std::is_same_v<TypeParam, pool::GilThreadPool>));
+}
+
+// A running thread cannot be killed: a task that takes a std::stop_token is asked to stop instead.
+TYPED_TEST(ThreadPoolApi, CancelAsksARunningTaskThatTakesAStopTokenToStop) {
+  TypeParam workers(2);
+  std::atomic<bool> started{false};
+  auto future = workers.submit(
+      [&started](std::stop_token stop, int limit_ms) {
+        started = true;
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
+        while (!stop.stop_requested()) {
+          if (std::chrono::steady_clock::now() > until) return -1;
+          pool::gil::sleep_for(1ms);
+        }
+        return 1;
+      },
+      10'000);
+  const auto until = std::chrono::steady_clock::now() + kPatience;
+  while (!started && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(started.load());
+  EXPECT_FALSE(future.cancel()) << "it runs: only asked to stop";
+  EXPECT_EQ(future.result(), 1) << "the task saw the stop request and returned early";
+  EXPECT_FALSE(future.cancelled());
+  EXPECT_FALSE(future.cancel(pool::kill_running)) << "threads are not killed";
+}
+
+TYPED_TEST(ThreadPoolApi, AStopTokenTaskCancelledBeforeItStartsNeverRuns) {
+  TypeParam workers(1);
+  Gate gate;
+  std::atomic<int> runs{0};
+  auto blocker = workers.submit([&gate] { return gate.wait(); });
+  auto future = workers.submit(
+      [&runs](std::stop_token, int x) {
+        ++runs;
+        return x;
+      },
+      3);
+  EXPECT_TRUE(future.cancel());
+  EXPECT_TRUE(future.cancelled());
+  gate.open();
+  EXPECT_TRUE(blocker.get());
+  EXPECT_THROW(future.get(), pool::CancelledError);
+  EXPECT_EQ(workers.map([](int x) { return x; }, pool::range(0, 3)), (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(runs.load(), 0);
 }
 
 using GilThreadPoolApi = ::testing::Test;

@@ -4,6 +4,7 @@
 #define POOL_DETAIL_CALL_ADAPTERS_H_
 
 #include <functional>
+#include <stop_token>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -14,6 +15,24 @@ namespace pool::detail {
 struct Unit {
   template <class Archive>
   void serialize(Archive&) {}
+};
+
+// A task whose first parameter is a std::stop_token (apply_async, submit on a thread pool): it
+// gets the token that the result's cancel() requests stop on.
+template <class F, class... A>
+concept TakesStopToken = std::is_invocable_v < std::decay_t<F>
+&, std::stop_token,
+    std::decay_t<A>... > &&!std::is_invocable_v<std::decay_t<F>&, std::decay_t<A>...>;
+
+template <class F>
+struct WithStopToken {
+  F function;
+  std::stop_token token;
+
+  template <class... A>
+  auto operator()(A&&... args) -> std::invoke_result_t<F&, const std::stop_token&, A...> {
+    return std::invoke(function, token, std::forward<A>(args)...);
+  }
 };
 
 // f(std::get<0>(t), std::get<1>(t), ...) for a tuple-like item t; Unit when f returns void.

@@ -82,8 +82,15 @@ template <class F, class Range>
 using StarItemResult = typename StarCall<F, Range>::Result;
 
 // apply's f(args...) on the pool's own copies of the arguments, passed as rvalues; may be void.
+// A task taking a std::stop_token first is called with one (thread pools).
 template <class F, class... A>
-using CallResult = typename InvokeResult<std::decay_t<F>&, std::decay_t<A>...>::type;
+struct CallResultOf : InvokeResult<std::decay_t<F>&, std::decay_t<A>...> {};
+template <class F, class... A>
+requires TakesStopToken<F, A...>
+struct CallResultOf<F, A...> : InvokeResult<std::decay_t<F>&, std::stop_token, std::decay_t<A>...> {
+};
+template <class F, class... A>
+using CallResult = typename CallResultOf<F, A...>::type;
 
 // apply_async's arguments, unless they start with a pool::Args (the overload with callbacks).
 template <class... A>

@@ -45,8 +45,8 @@ class MpiBackend {
   template <bool kBlocking, class R, class F, class Inputs>
   void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo call,
            const std::shared_ptr<AsyncState<std::vector<R>>>& state) {
-    post_map<std::decay_t<F>, R>(call, f, inputs, chunksize, succeed_with_all(state),
-                                 fail_with(state));
+    state->set_canceller(post_map<std::decay_t<F>, R>(call, f, inputs, chunksize,
+                                                      succeed_with_all(state), fail_with(state)));
   }
 
   // A map of one item: the arguments' tuple.
@@ -54,8 +54,8 @@ class MpiBackend {
   void apply(F&& f, Tuple arguments, const std::shared_ptr<AsyncState<R>>& state) {
     using Value = std::conditional_t<std::is_void_v<R>, Unit, R>;
     const std::vector<Tuple> one{std::move(arguments)};
-    post_map<std::decay_t<F>, Value>(CallInfo{"apply", false}, f, one, 1, succeed_with_first(state),
-                                     fail_with(state));
+    state->set_canceller(post_map<std::decay_t<F>, Value>(
+        CallInfo{"apply", false}, f, one, 1, succeed_with_first(state), fail_with(state)));
   }
 
   template <class Out, bool kOrdered, class F, class Inputs>
@@ -95,9 +95,10 @@ class MpiBackend {
   void terminate() { core_->terminate(); }
 
  private:
+  // Returns the call's canceller (AsyncStateBase::Canceller).
   template <class Function, class R, class Inputs, class Succeed, class Fail>
-  void post_map(CallInfo call, const Function& f, const Inputs& inputs, std::size_t chunksize,
-                Succeed succeed, Fail fail) {
+  AsyncStateBase::Canceller post_map(CallInfo call, const Function& f, const Inputs& inputs,
+                                     std::size_t chunksize, Succeed succeed, Fail fail) {
     using Item = std::ranges::range_value_t<const Inputs>;
     constexpr bool kLazyRange = is_pool_range<Inputs>::value;
     using Runner = MpiMapRunner<Function, Item, kLazyRange>;
@@ -111,7 +112,12 @@ class MpiBackend {
         cut_chunks<Item, kLazyRange>(0, items, chunksize, std::ranges::begin(inputs)), items,
         std::move(succeed), std::move(fail));
     if (call.progress) job->progress().show(call.name);
+    std::weak_ptr<MpiMapJob<R>> weak = job;
     core_->submit(std::move(job));
+    return [weak = std::move(weak)](Cancel) {
+      const std::shared_ptr<MpiMapJob<R>> job = weak.lock();
+      return job && job->cancel_if_not_started(cancelled_error());
+    };
   }
 
   std::unique_ptr<MpiPoolCore> core_;

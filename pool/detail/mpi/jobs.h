@@ -79,9 +79,17 @@ class MpiQueuedJob : public MpiJob {
     if (exhausted()) return false;
     chunk = std::move(chunks_.front());
     chunks_.pop_front();
+    started_ = true;
     return true;
   }
   bool exhausted() const final { return stopped_ || chunks_.empty(); }
+  // AsyncResult::cancel: drops the call if no chunk was handed out (a chunk sent to a rank cannot
+  // be taken back).
+  bool cancel_if_not_started(std::exception_ptr error) {
+    if (started_ || stopped_) return false;
+    cancel(std::move(error));
+    return true;
+  }
 
  protected:
   void stop() { stopped_ = true; }
@@ -90,6 +98,7 @@ class MpiQueuedJob : public MpiJob {
  private:
   std::deque<MpiChunk> chunks_;
   bool stopped_ = false;
+  bool started_ = false;
 };
 
 // map, starmap and apply: every chunk encoded up front, results written into one vector.

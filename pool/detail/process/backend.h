@@ -44,8 +44,9 @@ class ProcessBackend {
   template <bool kBlocking, class R, class F, class Inputs>
   void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo,
            const std::shared_ptr<AsyncState<std::vector<R>>>& state) {
-    post_map<std::decay_t<F>, Inputs, R>(core(), f, inputs, chunksize, succeed_with_all(state),
-                                         fail_with(state));
+    cancellable(*state,
+                post_map<std::decay_t<F>, Inputs, R>(core(), f, inputs, chunksize,
+                                                     succeed_with_all(state), fail_with(state)));
   }
 
   // A map of one item: the arguments' tuple.
@@ -53,8 +54,8 @@ class ProcessBackend {
   void apply(F&& f, Tuple arguments, const std::shared_ptr<AsyncState<R>>& state) {
     using Value = std::conditional_t<std::is_void_v<R>, Unit, R>;
     const std::vector<Tuple> one{std::move(arguments)};
-    post_map<std::decay_t<F>, std::vector<Tuple>, Value>(
-        core(), f, one, 1, succeed_with_first(state), fail_with(state));
+    cancellable(*state, post_map<std::decay_t<F>, std::vector<Tuple>, Value>(
+                            core(), f, one, 1, succeed_with_first(state), fail_with(state)));
   }
 
   template <class Out, bool kOrdered, class F, class Inputs>
@@ -90,6 +91,13 @@ class ProcessBackend {
   void terminate() { core().terminate(); }
 
  private:
+  // The result's cancel() reaches the posted job while the pool lives.
+  void cancellable(AsyncStateBase& state, std::optional<std::uint64_t> position) {
+    if (!position) return;
+    state.set_canceller([core = core_.get(), alive = core_->lifetime(), at = *position](
+                            Cancel how) { return !alive.expired() && core->cancel_call(at, how); });
+  }
+
   std::unique_ptr<ProcessPoolCore> core_;
 };
 

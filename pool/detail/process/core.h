@@ -108,6 +108,10 @@ class ProcessPoolCore final : public Driver {
                      Lifecycle::State latest = Lifecycle::State::kOpen);
   // Stops handing out the job's chunks; its listener is settled with PoolNotRunning unless it was.
   void cancel(std::uint64_t position);
+  // AsyncResult::cancel: settles the job with CancelledError if no worker entered it, or, with
+  // kill_running, also once they did, killing (and replacing) the workers inside it. A worker
+  // that takes a chunk just as the job is cancelled may run that chunk; its results are dropped.
+  bool cancel_call(std::uint64_t position, Cancel how);
 
   // Driver: runs until done() or the deadline. Throws Interrupted on SIGINT (after terminating).
   bool drive_until(const std::function<bool()>& done,

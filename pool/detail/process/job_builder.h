@@ -177,10 +177,10 @@ class JobBuilder {
         log_ ? layout.add(checked_product(chunks, sizeof(std::uint32_t), what), 8) : 0;
     const std::uint64_t failures_at =
         layout.add(static_cast<std::uint64_t>(core_.size()) * sizeof(WorkerFailure), 8);
-    job_.shared_out =
-        uses_chunk_shares(chunks, static_cast<std::uint64_t>(core_.size()), core_.recycles_workers())
-            ? 1
-            : 0;
+    job_.shared_out = uses_chunk_shares(chunks, static_cast<std::uint64_t>(core_.size()),
+                                        core_.recycles_workers())
+                          ? 1
+                          : 0;
     // Checked before the region exists: allocating it may grow the arena, and the workers could
     // not fill what the machine cannot hold.
     const std::uint64_t needed = checked_sum(layout.size(), returned_bytes_, what);

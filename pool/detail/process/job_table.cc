@@ -57,6 +57,7 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
   slot.log_cursor.store(0, std::memory_order_relaxed);
   slot.completed.store(0, std::memory_order_relaxed);
   slot.cancelled.store(0, std::memory_order_relaxed);
+  slot.entered.store(0, std::memory_order_relaxed);
   slot.failure_floor.store(kNoFailureFloor, std::memory_order_relaxed);
   if (job.shared_out != 0) {
     init_chunk_shares(control_->shares_of(position), control_->workers, job.n_chunks);
@@ -84,6 +85,30 @@ void ProcessPoolCore::cancel(std::uint64_t position) {
   job->failed = true;
   control_->slot_of(position).cancelled.store(1, std::memory_order_seq_cst);
   settle(*job, not_running("pool: the call was cancelled"));
+}
+
+bool ProcessPoolCore::cancel_call(std::uint64_t position, Cancel how) {
+  check_caller();
+  LiveJob* job = find_job(position);
+  if (job == nullptr || job->settled) return false;
+  JobSlot& slot = control_->slot_of(position);
+  std::uint32_t entered = 0;
+  const bool untouched = slot.entered.compare_exchange_strong(entered, kCancelledBeforeStart,
+                                                              std::memory_order_seq_cst);
+  if (!untouched && how != Cancel::kill_running) return false;
+  job->failed = true;
+  slot.cancelled.store(1, std::memory_order_seq_cst);
+  settle(*job, cancelled_error());
+  if (!untouched) {
+    for (std::uint32_t i = 0; i < workers_.size(); ++i) {
+      const WorkerSlot& worker = control_->slots()[i];
+      if (workers_[i].alive && worker.position.load(std::memory_order_seq_cst) == position &&
+          worker.current_item.load(std::memory_order_seq_cst) != kNoItem) {
+        stop_worker(i, cancelled_error());
+      }
+    }
+  }
+  return true;
 }
 
 void ProcessPoolCore::fail_job_of_worker(std::uint32_t index, std::exception_ptr error) {

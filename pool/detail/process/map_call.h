@@ -9,6 +9,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <type_traits>
 #include <utility>
@@ -65,16 +66,21 @@ class CollectListener final : public JobListener {
   Fail fail_;
 };
 
-// Posts f over all of `inputs` as one job; `deliver` gets the results in input order.
+// Posts f over all of `inputs` as one job; `deliver` gets the results in input order. Returns the
+// job's position, or nothing when there was nothing to post.
 template <class F, class Inputs, class Result = typename MapTypes<F, const Inputs&>::Result>
-void post_map(ProcessPoolCore& core, const F& f, const Inputs& inputs, std::size_t chunksize,
-              typename CollectListener<Result>::Deliver deliver,
-              typename CollectListener<Result>::Fail fail) {
+std::optional<std::uint64_t> post_map(ProcessPoolCore& core, const F& f, const Inputs& inputs,
+                                      std::size_t chunksize,
+                                      typename CollectListener<Result>::Deliver deliver,
+                                      typename CollectListener<Result>::Fail fail) {
   using Types = MapTypes<F, const Inputs&>;
   using Item = typename Types::Item;
   core.check_can_submit();
   const std::size_t n = static_cast<std::size_t>(std::ranges::size(inputs));
-  if (n == 0) return deliver({});
+  if (n == 0) {
+    deliver({});
+    return std::nullopt;
+  }
   if (chunksize == 0) chunksize = default_chunksize(n, static_cast<std::size_t>(core.size()));
   JobBuilder builder(core, "map", n, chunksize);
   builder.results<Result>(false);
@@ -86,8 +92,8 @@ void post_map(ProcessPoolCore& core, const F& f, const Inputs& inputs, std::size
   }
   auto listener =
       std::make_shared<CollectListener<Result>>(core, std::move(deliver), std::move(fail));
-  builder.post(&run_map_job<F, Item, Types::kLazyRange>, listener,
-               [&](const JobDescriptor& job) { listener->set_job(job); });
+  return builder.post(&run_map_job<F, Item, Types::kLazyRange>, listener,
+                      [&](const JobDescriptor& job) { listener->set_job(job); });
 }
 
 }  // namespace pool::detail

@@ -38,11 +38,11 @@ struct JobDescriptor {
   std::uint64_t op_size = 0;
   std::uint64_t init_offset = 0;
   std::uint64_t init_size = 0;
-  std::uint64_t arg_index_offset = 0;   // n_chunks + 1 offsets of encoded chunk arguments
-  std::uint64_t result_offset = 0;      // trivially copyable results, one slot per result
-  std::uint64_t record_offset = 0;      // one ChunkRecord per chunk for serialized results
-  std::uint64_t log_offset = 0;         // one std::atomic<uint32_t> per chunk: completion order
-  std::uint64_t failure_offset = 0;     // one WorkerFailure per worker
+  std::uint64_t arg_index_offset = 0;  // n_chunks + 1 offsets of encoded chunk arguments
+  std::uint64_t result_offset = 0;     // trivially copyable results, one slot per result
+  std::uint64_t record_offset = 0;     // one ChunkRecord per chunk for serialized results
+  std::uint64_t log_offset = 0;        // one std::atomic<uint32_t> per chunk: completion order
+  std::uint64_t failure_offset = 0;    // one WorkerFailure per worker
   // Chunks are handed out from per-worker shares (chunk_shares.h, in the job's slot), not the
   // slot's cursor.
   std::uint32_t shared_out = 0;
@@ -83,9 +83,15 @@ struct alignas(64) JobSlot {
   alignas(64) std::atomic<std::uint64_t> log_cursor{0};  // reserves completion log entries
   std::atomic<std::uint64_t> completed{0};  // chunks finished, counted after their log entry
   std::atomic<std::uint32_t> cancelled{0};
+  // kWorkerEntered once a worker entered the job; kCancelledBeforeStart when the caller cancelled
+  // it first (one word: whichever came first wins).
+  std::atomic<std::uint32_t> entered{0};
   // The lowest chunk whose task threw (kNoFailureFloor: none): with shares, chunks below it run.
   std::atomic<std::uint64_t> failure_floor{~std::uint64_t{0}};
 };
+
+inline constexpr std::uint32_t kWorkerEntered = 1;
+inline constexpr std::uint32_t kCancelledBeforeStart = 2;
 
 // What a worker is doing, for the parent to attribute a death or a timeout.
 inline constexpr std::int64_t kNoItem = -1;
@@ -111,7 +117,8 @@ struct alignas(64) WorkerSlot {
   std::atomic<std::uint32_t> started{kInitializing};
   std::uint64_t init_failure_offset = 0;  // the encoded failure in the result buffer
   std::uint64_t init_failure_size = 0;
-  // A crash's raw stack (crash_stack.h): crash_frames return addresses, written by the dying worker.
+  // A crash's raw stack (crash_stack.h): crash_frames return addresses, written by the dying
+  // worker.
   std::atomic<std::uint32_t> crash_frames{0};
   void* crash_stack[kMaxCrashFrames];
 };
@@ -138,8 +145,7 @@ struct ControlBlock {
            alignof(WorkerSlot);
   }
   static constexpr std::size_t bytes_for(std::size_t workers) {
-    return slots_offset() + workers * sizeof(WorkerSlot) +
-           kJobSlots * workers * sizeof(ChunkShare);
+    return slots_offset() + workers * sizeof(WorkerSlot) + kJobSlots * workers * sizeof(ChunkShare);
   }
   WorkerSlot* slots() {
     return reinterpret_cast<WorkerSlot*>(reinterpret_cast<std::byte*>(this) + slots_offset());

@@ -96,7 +96,10 @@ void WorkerLoop::serve() {
                               &memory, &recorder, position);
         std::uint64_t chunk = 0;
         recorder.start_overhead();
-        if (context.next_chunk(chunk)) {
+        // A job the caller cancelled before any worker entered it is skipped whole.
+        const bool dropped = (job.entered.fetch_or(kWorkerEntered, std::memory_order_seq_cst) &
+                              kCancelledBeforeStart) != 0;
+        if (!dropped && context.next_chunk(chunk)) {
           job.job.runner(context, chunk);
           recorder.idle();
         }

@@ -25,7 +25,7 @@ struct WorkerSetup {
   SharedSegment* results = nullptr;  // its result buffer; replaced when it must grow
   const std::function<void()>* initializer = nullptr;  // an empty function: none
   const CpuPinning* pinning = nullptr;
-  TraceBuffer* trace = nullptr;                        // null: the pool is not traced
+  TraceBuffer* trace = nullptr;  // null: the pool is not traced
   // When its start-up began: the pool's start for the first workers, the fork for a replacement.
   std::int64_t startup_ns = 0;
 };

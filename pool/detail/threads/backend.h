@@ -54,6 +54,7 @@ class ThreadBackend {
       using Fn = std::remove_reference_t<F>&;
       core_->submit(
           std::make_shared<ThreadMapJob<Fn, const Inputs&, R>>(f, inputs, n, chunksize, state));
+      // Nobody can cancel it: the caller waits on it.
     } else {
       using Owned =
           std::conditional_t<kOwnsItems, std::vector<std::ranges::range_value_t<const Inputs>>,
@@ -68,15 +69,17 @@ class ThreadBackend {
           return inputs;
         }
       }();
-      core_->submit(std::make_shared<ThreadMapJob<std::decay_t<F>, Owned, R>>(
-          std::forward<F>(f), std::move(owned), n, chunksize, state));
+      submit_cancellable(std::make_shared<ThreadMapJob<std::decay_t<F>, Owned, R>>(
+                             std::forward<F>(f), std::move(owned), n, chunksize, state),
+                         *state);
     }
   }
 
   template <bool kBlocking, class R, class G, bool kMove, class Tuple>
   void apply(Starred<G, kMove>&& f, Tuple arguments, const std::shared_ptr<AsyncState<R>>& state) {
-    core_->submit(std::make_shared<ThreadApplyJob<G, Tuple, R>>(std::forward<G>(f.function),
-                                                                std::move(arguments), state));
+    submit_cancellable(std::make_shared<ThreadApplyJob<G, Tuple, R>>(std::forward<G>(f.function),
+                                                                     std::move(arguments), state),
+                       *state);
   }
 
   // The stream owns a copy of f, and the input when it is an rvalue.
@@ -119,6 +122,17 @@ class ThreadBackend {
   void terminate() { core_->terminate(); }
 
  private:
+  // Queues `job`; its result's cancel() drops it while no thread has taken a chunk. A thread
+  // cannot be killed: kill_running does no more (a task may take a std::stop_token instead).
+  void submit_cancellable(std::shared_ptr<ThreadJob> job, AsyncStateBase& state) {
+    std::weak_ptr<ThreadJob> weak = job;
+    core_->submit(std::move(job));
+    state.set_canceller([weak = std::move(weak)](Cancel) {
+      const std::shared_ptr<ThreadJob> job = weak.lock();
+      return job && job->cancel_if_not_started(cancelled_error());
+    });
+  }
+
   std::unique_ptr<ThreadPoolCore> core_;
 };
 

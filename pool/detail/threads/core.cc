@@ -49,6 +49,19 @@ void ThreadJob::cancel(std::exception_ptr reason) {
   if (dropped > 0) finish(dropped);
 }
 
+bool ThreadJob::cancel_if_not_started(std::exception_ptr reason) {
+  {
+    std::lock_guard<std::mutex> guard(reason_mutex_);
+    std::size_t untouched = 0;
+    if (!next_.compare_exchange_strong(untouched, kCancelled, std::memory_order_relaxed)) {
+      return false;
+    }
+    cancel_reason_ = std::move(reason);
+  }
+  finish(chunks_);
+  return true;
+}
+
 std::exception_ptr ThreadJob::cancel_reason() const {
   std::lock_guard<std::mutex> guard(reason_mutex_);
   return cancel_reason_;

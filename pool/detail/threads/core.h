@@ -53,6 +53,8 @@ class ThreadJob {
   // in this thread, if none runs). cancel_reason() is `reason` when chunks were dropped.
   // Idempotent.
   void cancel(std::exception_ptr reason);
+  // Drops the whole job if no chunk was handed out yet, settling it with `reason`; else false.
+  bool cancel_if_not_started(std::exception_ptr reason);
 
  protected:
   // Runs chunk `chunk` in [0, chunks()). Must not throw: task failures are the job's to record.
