@@ -45,6 +45,7 @@
 #include "pool/detail/call_types.h"
 #include "pool/detail/progress_calls.h"
 #include "pool/result_stream.h"
+#include "pool/retry.h"
 
 namespace pool {
 
@@ -64,7 +65,8 @@ class BasicPool {
     if constexpr (detail::check_map<kTravel, F, Inputs>()) {
       return with_progress(f, detail::progress_total(inputs), "map", [&](auto& function) {
         auto state = make_state<std::vector<R>>({}, {});
-        backend_.template map<true, R>(function, inputs, chunksize, {"map", progress_}, state);
+        backend_.template map<true, R>(function, inputs, chunksize,
+                                       {"map", progress_, detail::retries_of(f)}, state);
         return AsyncResult<std::vector<R>>(std::move(state)).get();
       });
     } else {
@@ -79,8 +81,9 @@ class BasicPool {
                            typename AsyncResult<R>::ErrorCallback error_callback = {}) {
     if constexpr (detail::check_map<kTravel, F, Inputs>()) {
       auto state = make_state<R>(std::move(callback), std::move(error_callback));
+      const detail::CallInfo call{"map", false, detail::retries_of(f)};
       backend_.template map<false, typename R::value_type>(std::forward<F>(f), inputs, chunksize,
-                                                           {"map", false}, state);
+                                                           call, state);
       return AsyncResult<R>(std::move(state));
     } else {
       return AsyncResult<R>(nullptr);
@@ -212,7 +215,7 @@ class BasicPool {
     if constexpr (detail::check_map_reduce<kTravel, F, Inputs, Op, T>()) {
       return with_progress(f, detail::progress_total(inputs), "map_reduce", [&](auto& function) {
         return backend_.map_reduce(function, std::forward<Inputs>(inputs), op, std::move(init),
-                                   chunksize, {"map_reduce", progress_});
+                                   chunksize, {"map_reduce", progress_, detail::retries_of(f)});
       });
     } else {
       return init;
@@ -245,12 +248,13 @@ class BasicPool {
 
   template <bool kBlocking, class F, class Tuple, class R>
   void post_apply(F&& f, Tuple arguments, const std::shared_ptr<detail::AsyncState<R>>& state) {
+    const detail::CallInfo call{"apply", false, detail::retries_of(f)};
     if constexpr (kBlocking && !kTravel) {
       backend_.template apply<true>(detail::Applied<std::remove_reference_t<F>&>{f},
-                                    std::move(arguments), state);
+                                    std::move(arguments), call, state);
     } else {
       backend_.template apply<kBlocking>(detail::Applied<std::decay_t<F>>{std::forward<F>(f)},
-                                         std::move(arguments), state);
+                                         std::move(arguments), call, state);
     }
   }
 
@@ -280,14 +284,16 @@ class BasicPool {
       if (progress_) {
         return detail::stream_with_progress(
             detail::progress_total(inputs), name, [&](const auto& session) {
+              const detail::CallInfo call{name, false, detail::retries_of(f)};
               return backend_.template stream<Out, kOrdered>(
                   session.counted(std::decay_t<F>(std::forward<F>(f))),
-                  std::forward<Inputs>(inputs), chunksize, detail::CallInfo{name, false});
+                  std::forward<Inputs>(inputs), chunksize, call);
             });
       }
     }
+    const detail::CallInfo call{name, progress_, detail::retries_of(f)};
     return backend_.template stream<Out, kOrdered>(std::forward<F>(f), std::forward<Inputs>(inputs),
-                                                   chunksize, detail::CallInfo{name, progress_});
+                                                   chunksize, call);
   }
 
   Backend backend_;

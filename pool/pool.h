@@ -15,6 +15,7 @@
 #include "pool/progress_bar.h"
 #include "pool/range.h"
 #include "pool/result_stream.h"
+#include "pool/retry.h"
 #include "pool/shared_array.h"
 #include "pool/thread_pools.h"
 #include "pool/trace.h"

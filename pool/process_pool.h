@@ -71,6 +71,11 @@ struct ProcessPoolOptions {
   // A worker whose resident memory exceeds this many bytes after a chunk is replaced before its
   // next one (loky's and Dask's recycling of leaky workers); 0: never.
   std::uint64_t max_memory_per_child = 0;
+  // Chunks lost with a dead worker (a signal, an exit, the OOM killer, task_timeout) run again
+  // on a live worker up to this many times before the call fails with WorkerDied, whose message
+  // says how many attempts were made; pool::retrying(f, n) sets it for one call. A task that
+  // throws is not retried (pool::retrying(f, n, pool::RetryOn::errors) asks for it).
+  int retries = 0;
   // A task running longer than this is killed with its worker (TaskTimeout); zero: no limit.
   // Checked while the parent waits on the pool, at least every 50 ms.
   std::chrono::nanoseconds task_timeout{0};

@@ -1260,6 +1260,46 @@ TYPED_TEST_P(PoolContract, CancelLeavesARunningCallToFinish) {
   }
 }
 
+// Retries --------------------------------------------------------------------------------------
+
+// Throws on every other call in its thread (or process, or rank): a retry on the same item, which
+// runs where the failure happened, succeeds.
+inline int flaky_identity(int x) {
+  thread_local int calls = 0;
+  if (x % 7 == 3 && calls++ % 2 == 0) throw std::runtime_error("flaky");
+  return x;
+}
+inline int throws_on_3(int x) {
+  if (x == 3) throw std::runtime_error("always");
+  return x;
+}
+
+TYPED_TEST_P(PoolContract, RetryingOnErrorsCallsAThrowingTaskAgainOnItsItem) {
+  auto workers = PoolTraits<TypeParam>::make(2);
+  const std::vector<int> expected = iota_vector(50);
+  EXPECT_EQ(
+      workers.map(pool::retrying(flaky_identity, 1, pool::RetryOn::errors), pool::range(0, 50), 4),
+      expected);
+  EXPECT_EQ(workers.submit(pool::retrying(flaky_identity, 1, pool::RetryOn::errors), 10).result(),
+            10);
+  std::vector<int> streamed;
+  for (int x : workers.imap(pool::retrying(flaky_identity, 1, pool::RetryOn::errors),
+                            pool::range(0, 50), 3)) {
+    streamed.push_back(x);
+  }
+  EXPECT_EQ(streamed, expected);
+  try {
+    workers.map(pool::retrying(throws_on_3, 2), pool::range(0, 10));
+    ADD_FAILURE() << "a throwing task was retried without RetryOn::errors";
+  } catch (const TaskError& error) {
+    EXPECT_EQ(error.task_index(), 3);
+  }
+  EXPECT_THROW(
+      workers.map(pool::retrying(throws_on_3, 2, pool::RetryOn::errors), pool::range(0, 10)),
+      TaskError)
+      << "retries run out";
+}
+
 // Nested pools -----------------------------------------------------------------------------------
 
 // The pool a test's tasks call back into; tasks cannot capture it (a pointer cannot travel).
@@ -1341,7 +1381,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     AsCompletedYieldsFuturesInTheOrderTheyFinish,
     WaitReturnsAtTheFirstDoneTheFirstFailureOrWhenAllAreDone,
     WaitAndAsCompletedGiveUpAtTheirTimeout, ADoneCallbackRunsOnceWithTheFutureOrAtOnceWhenItIsDone,
-    CancelDropsACallNoWorkerStartedAndThePoolGoesOn, CancelLeavesARunningCallToFinish);
+    CancelDropsACallNoWorkerStartedAndThePoolGoesOn, CancelLeavesARunningCallToFinish,
+    RetryingOnErrorsCallsAThrowingTaskAgainOnItsItem);
 
 }  // namespace pool::testing
 

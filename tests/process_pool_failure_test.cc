@@ -358,6 +358,78 @@ TEST_F(ProcessPoolFailure, KillCancelStopsTheWorkerRunningTheCallAndThePoolGoesO
             (std::vector<int>{0, 3, 6, 9}));
 }
 
+// Kills its worker the first time any worker reaches item `at` (the flag tells attempts apart).
+struct DieOnceAt {
+  std::atomic<int>* died;
+  long at;
+  long operator()(long x) const {
+    if (x == at && died->exchange(1) == 0) ::raise(SIGKILL);
+    return x * x + 1;
+  }
+};
+
+TEST_F(ProcessPoolFailure, RetriesRunAChunkLostWithItsWorkerAgainForTheCleanResults) {
+  SharedFlag died;
+  pool::ProcessPool workers(2);
+  const std::vector<long> clean = workers.map(DieOnceAt{died.get(), -1}, pool::range(0L, 300L), 7);
+  for (std::size_t chunksize : {1, 7, 64}) {
+    died->store(0);
+    EXPECT_EQ(workers.map(pool::retrying(DieOnceAt{died.get(), 123}, 1), pool::range(0L, 300L),
+                          chunksize),
+              clean)
+        << "chunksize " << chunksize;
+    EXPECT_EQ(died->load(), 1) << "the first attempt died";
+  }
+  died->store(0);
+  std::vector<long> streamed;
+  for (long x :
+       workers.imap(pool::retrying(DieOnceAt{died.get(), 40}, 1), pool::range(0L, 300L), 5)) {
+    streamed.push_back(x);
+  }
+  EXPECT_EQ(streamed, clean);
+  // The same chunks folded in the same order: an op that neither commutes nor associates gives
+  // the clean run's value only then.
+  auto reduce = [&](long die_at) {
+    return workers.map_reduce(
+        pool::retrying(DieOnceAt{died.get(), die_at}, 1), pool::range(0L, 300L),
+        [](std::uint64_t a, auto b) { return a * 1000003 + static_cast<std::uint64_t>(b) + 7; },
+        std::uint64_t{0}, 9);
+  };
+  const std::uint64_t clean_fold = reduce(-1);
+  died->store(0);
+  EXPECT_EQ(reduce(200), clean_fold);
+  EXPECT_EQ(died->load(), 1);
+}
+
+TEST_F(ProcessPoolFailure, ThePoolsRetriesOptionCoversEveryCallAndAnApplyRunsAgain) {
+  SharedFlag died;
+  pool::ProcessPool workers(2, pool::ProcessPoolOptions{.retries = 1});
+  EXPECT_EQ(workers.apply(DieOnceAt{died.get(), 5}, 5L), 26);
+  EXPECT_EQ(died->load(), 1);
+  died->store(0);
+  EXPECT_EQ(workers.submit(DieOnceAt{died.get(), 6}, 6L).result(), 37);
+}
+
+TEST_F(ProcessPoolFailure, RetriesThatRunOutFailWithWorkerDiedCountingTheAttempts) {
+  pool::ProcessPool workers(2);
+  try {
+    workers.map(pool::retrying(
+                    [](int x) {
+                      if (x == 5) ::raise(SIGKILL);
+                      return x;
+                    },
+                    2),
+                pool::range(0, 20), 2);
+    FAIL() << "map returned although every attempt died";
+  } catch (const pool::WorkerDied& died) {
+    EXPECT_EQ(died.signal(), SIGKILL);
+    EXPECT_NE(std::string(died.what()).find("3 attempts (retries = 2)"), std::string::npos)
+        << died.what();
+  }
+  EXPECT_EQ(workers.map([](int x) { return x + 1; }, pool::range(0, 3)),
+            (std::vector<int>{1, 2, 3}));
+}
+
 TEST_F(ProcessPoolFailure, NonStandardThrowInImapIsATaskErrorNamingTheType) {
   struct Oops {};
   pool::ProcessPool workers(2);

@@ -35,7 +35,11 @@
 //            std::shared_ptr<AsyncState<std::vector<R>>> state);
 //   // f(args...) once, on the backend's own copies of args as rvalues (f is an Applied<F>).
 //   template <bool kBlocking, class R, class F, class Tuple>
-//   void apply(F&& f, Tuple args, std::shared_ptr<AsyncState<R>> state);
+//   void apply(F&& f, Tuple args, CallInfo call, std::shared_ptr<AsyncState<R>> state);
+//
+//   // map and apply settle `state` so that its cancel() works: a backend calls
+//   // state->set_canceller(...) once the call is posted (see AsyncStateBase::Canceller). Chunks
+//   // lost with a worker are run again CallInfo::retries times where workers can be replaced.
 //   // f over any input range as a stream: input order (kOrdered) or (index, result) pairs in
 //   // completion order; bounded look-ahead; a failure thrown at its position after every
 //   // earlier result; an input that throws ends the stream after the chunks before it; dropping
@@ -93,6 +97,7 @@ inline auto fail_with(std::shared_ptr<AsyncStateBase> state) {
 struct CallInfo {
   const char* name = "map";  // the public call, for messages and progress bars
   bool progress = false;     // draw a bar (backends that count progress themselves)
+  int retries = -1;          // times lost chunks are run again (pool::retrying); -1: the pool's
 };
 
 }  // namespace pool::detail

@@ -33,6 +33,7 @@
 
 #include "pool/detail/call_adapters.h"
 #include "pool/detail/serialization.h"
+#include "pool/retry.h"
 
 namespace pool::detail {
 
@@ -40,6 +41,17 @@ namespace pool::detail {
 template <class F>
 inline constexpr bool kFunctionPointer =
     std::is_pointer_v<F>&& std::is_function_v<std::remove_pointer_t<F>>;
+
+// A function pointer, or an adapter the front end wraps around one (Starred, Retrying): these
+// travel as the pointer's code address (and the adapter's own fields).
+template <class F>
+struct CarriesCodeAddress : std::bool_constant<kFunctionPointer<F>> {};
+template <class G, bool kMove>
+struct CarriesCodeAddress<Starred<G, kMove>> : CarriesCodeAddress<G> {};
+template <class G>
+struct CarriesCodeAddress<Retrying<G>> : CarriesCodeAddress<G> {};
+template <class F>
+inline constexpr bool kCarriesCodeAddress = CarriesCodeAddress<F>::value;
 
 // Code addresses as their module (as the dynamic linker names it, "" for the program) and the
 // offset from its load address: the same in every process that runs the same files.
@@ -57,8 +69,19 @@ std::string encode_task(const F& function) {
 }
 template <class G, bool kMove>
 std::string encode_task(const Starred<G, kMove>& function) {
-  if constexpr (kFunctionPointer<G>) {
+  if constexpr (kCarriesCodeAddress<G>) {
     return encode_task(function.function);
+  } else {
+    return encode_one(function);
+  }
+}
+// pool::retrying of a function pointer: its policy, then the pointer's address.
+template <class G>
+std::string encode_task(const Retrying<G>& function) {
+  if constexpr (kCarriesCodeAddress<G>) {
+    const std::int32_t policy[2] = {function.times, static_cast<std::int32_t>(function.on)};
+    std::string encoded(reinterpret_cast<const char*>(policy), sizeof policy);
+    return encoded + encode_task(function.function);
   } else {
     return encode_one(function);
   }
@@ -86,15 +109,32 @@ class DecodedTask<F> {
   F function_;
 };
 template <class G, bool kMove>
-requires kFunctionPointer<G>
+requires kCarriesCodeAddress<G>
 class DecodedTask<Starred<G, kMove>> {
  public:
   DecodedTask(const std::byte* data, std::size_t size)
-      : function_{reinterpret_cast<G>(const_cast<void*>(decode_code_address(data, size)))} {}
+      : function_{DecodedTask<G>(data, size).get()} {}
   Starred<G, kMove>& get() { return function_; }
 
  private:
   Starred<G, kMove> function_;
+};
+template <class G>
+requires kCarriesCodeAddress<G>
+class DecodedTask<Retrying<G>> {
+ public:
+  DecodedTask(const std::byte* data, std::size_t size) : function_(decode(data, size)) {}
+  Retrying<G>& get() { return function_; }
+
+ private:
+  static Retrying<G> decode(const std::byte* data, std::size_t size) {
+    std::int32_t policy[2];
+    if (size < sizeof policy) throw std::runtime_error("pool: a retried task's state is cut short");
+    std::memcpy(policy, data, sizeof policy);
+    return {DecodedTask<G>(data + sizeof policy, size - sizeof policy).get(), policy[0],
+            static_cast<RetryOn>(policy[1])};
+  }
+  Retrying<G> function_;
 };
 
 // The code of one kind of call, built in the process that runs it from the call's state. Each

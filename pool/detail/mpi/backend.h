@@ -51,7 +51,7 @@ class MpiBackend {
 
   // A map of one item: the arguments' tuple.
   template <bool kBlocking, class R, class F, class Tuple>
-  void apply(F&& f, Tuple arguments, const std::shared_ptr<AsyncState<R>>& state) {
+  void apply(F&& f, Tuple arguments, CallInfo, const std::shared_ptr<AsyncState<R>>& state) {
     using Value = std::conditional_t<std::is_void_v<R>, Unit, R>;
     const std::vector<Tuple> one{std::move(arguments)};
     state->set_canceller(post_map<std::decay_t<F>, Value>(

@@ -42,24 +42,25 @@ class ProcessBackend {
   }
 
   template <bool kBlocking, class R, class F, class Inputs>
-  void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo,
+  void map(F&& f, const Inputs& inputs, std::size_t chunksize, CallInfo call,
            const std::shared_ptr<AsyncState<std::vector<R>>>& state) {
     cancellable(*state,
-                post_map<std::decay_t<F>, Inputs, R>(core(), f, inputs, chunksize,
+                post_map<std::decay_t<F>, Inputs, R>(core(), f, inputs, chunksize, call.retries,
                                                      succeed_with_all(state), fail_with(state)));
   }
 
   // A map of one item: the arguments' tuple.
   template <bool kBlocking, class R, class F, class Tuple>
-  void apply(F&& f, Tuple arguments, const std::shared_ptr<AsyncState<R>>& state) {
+  void apply(F&& f, Tuple arguments, CallInfo call, const std::shared_ptr<AsyncState<R>>& state) {
     using Value = std::conditional_t<std::is_void_v<R>, Unit, R>;
     const std::vector<Tuple> one{std::move(arguments)};
-    cancellable(*state, post_map<std::decay_t<F>, std::vector<Tuple>, Value>(
-                            core(), f, one, 1, succeed_with_first(state), fail_with(state)));
+    cancellable(*state,
+                post_map<std::decay_t<F>, std::vector<Tuple>, Value>(
+                    core(), f, one, 1, call.retries, succeed_with_first(state), fail_with(state)));
   }
 
   template <class Out, bool kOrdered, class F, class Inputs>
-  ResultStream<Out> stream(F&& f, Inputs&& inputs, std::size_t chunksize, CallInfo) {
+  ResultStream<Out> stream(F&& f, Inputs&& inputs, std::size_t chunksize, CallInfo call) {
     using Function = std::decay_t<F>;
     using Types = MapTypes<Function, Inputs>;
     using Batches = ProcessStreamBatches<Function, typename Types::Item, Types::kLazyRange,
@@ -68,12 +69,12 @@ class ProcessBackend {
     chunksize = stream_chunksize(inputs, static_cast<std::size_t>(size()), chunksize);
     return make_stream<Out, kOrdered>(
         Batches(core(), Function(std::forward<F>(f)),
-                &run_map_job<Function, typename Types::Item, Types::kLazyRange>),
+                &run_map_job<Function, typename Types::Item, Types::kLazyRange>, call.retries),
         std::forward<Inputs>(inputs), chunksize);
   }
 
   template <class F, class Inputs, class Op, class T>
-  T map_reduce(F& f, Inputs&& inputs, Op& op, T init, std::size_t chunksize, CallInfo) {
+  T map_reduce(F& f, Inputs&& inputs, Op& op, T init, std::size_t chunksize, CallInfo call) {
     using Function = std::decay_t<F>;
     using Types = MapTypes<Function, Inputs>;
     using Batches = ProcessStreamBatches<Function, typename Types::Item, Types::kLazyRange, T>;
@@ -82,7 +83,7 @@ class ProcessBackend {
     return fold_stream(
         Batches(core(), Function(f),
                 &run_reduce_job<Function, typename Types::Item, Types::kLazyRange, Op, T>,
-                [&op, &init](JobBuilder& builder) { builder.reduction(op, init); }),
+                call.retries, [&op, &init](JobBuilder& builder) { builder.reduction(op, init); }),
         inputs, chunksize, op, init);
   }
 

@@ -78,8 +78,8 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
   try {
     for (std::uint32_t i = 0; i < count; ++i) spawn(i);
     if (options_.initializer) wait_for_startup();
-    pulls_results_ =
-        !recycles_workers() && workers_[0].alive && can_pull_from(workers_[0].pid);
+    pulls_results_ = !recycles_workers() && options_.retries == 0 && workers_[0].alive &&
+                     can_pull_from(workers_[0].pid);
     constructed_ = true;
   } catch (...) {
     stop_workers(true);  // the destructor will not run: reap the ones already forked

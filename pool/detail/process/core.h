@@ -53,6 +53,7 @@ inline constexpr std::size_t kPullStagingBytes = std::size_t{256} << 10;
 
 struct CoreOptions {
   bool allow_fork_with_threads = false;
+  int retries = 0;  // times a chunk lost with its worker is run again, unless a call says
   std::function<void()> initializer;
   std::uint64_t maxtasksperchild = 0;
   std::uint64_t max_memory_per_child = 0;  // bytes of resident memory; 0: no limit
@@ -61,6 +62,17 @@ struct CoreOptions {
   bool handle_interrupts = true;
   std::shared_ptr<Trace> trace;  // null: not traced
   CpuPinning pinning;            // off: workers run where the scheduler puts them
+};
+
+// Where a job whose lost chunks may be run again keeps what a retry needs, in its region: the
+// chunks to run (one std::uint32_t per chunk), a completion log and a WorkerFailure per worker,
+// reused by every retry of the job.
+struct RetryPlan {
+  int retries = 0;           // 0: a lost chunk fails the job
+  std::uint64_t chunks = 0;  // the job's chunks, all of them
+  std::uint64_t map_offset = 0;
+  std::uint64_t log_offset = 0;
+  std::uint64_t failure_offset = 0;
 };
 
 // Hears about one posted job, in the parent, while someone drives.
@@ -103,9 +115,13 @@ class ProcessPoolCore final : public Driver {
   std::byte* arena() const { return arena_.data(); }
   // Posts `job` (offsets already relative to the arena) whose parts lie in `region`. Returns its
   // position. Waits while kJobSlots jobs are still in flight. Throws PoolNotRunning past `latest`.
+  // With a RetryPlan, chunks lost with a dead worker (a signal, an exit, a timeout) are run again
+  // on the live workers, up to plan.retries times, before the job fails with the death.
   std::uint64_t post(const JobDescriptor& job, std::uint64_t region,
                      std::shared_ptr<JobListener> listener,
-                     Lifecycle::State latest = Lifecycle::State::kOpen);
+                     Lifecycle::State latest = Lifecycle::State::kOpen, RetryPlan retry = {});
+  // How many times lost chunks are retried for a call that does not say.
+  int default_retries() const { return options_.retries; }
   // Stops handing out the job's chunks; its listener is settled with PoolNotRunning unless it was.
   void cancel(std::uint64_t position);
   // AsyncResult::cancel: settles the job with CancelledError if no worker entered it, or, with
@@ -177,6 +193,9 @@ class ProcessPoolCore final : public Driver {
     std::uint64_t logged = 0;  // completion log entries consumed
     bool settled = false;
     bool failed = false;  // cancelled by a death, a timeout or the caller
+    RetryPlan retry;
+    int attempt = 1;          // 2 and up: a retry of the chunks earlier attempts lost
+    std::exception_ptr lost;  // a worker died in it: its chunks are run again once all left it
   };
 
   // spawn.cc
@@ -225,7 +244,16 @@ class ProcessPoolCore final : public Driver {
   TaskFailure read_failure(std::uint32_t worker, std::uint64_t offset, std::uint64_t size) const;
   std::exception_ptr failure_of_chunk(LiveJob& job, std::uint64_t chunk);
   bool all_workers_past(std::uint64_t position);
-  void fail_job_of_worker(std::uint32_t index, std::exception_ptr error);
+  // The worker's job lost a chunk with it: run again later if the job may (`retryable`: the pool
+  // did not stop the worker itself), else failed with `error` at once.
+  void fail_job_of_worker(std::uint32_t index, std::exception_ptr error, bool retryable = false);
+  // For a death's message: how many times the worker's job has lost chunks, when it is retried.
+  std::string attempts_note(std::uint32_t index);
+  // Sets up job slot `position` for `job`.
+  void install(std::uint64_t position, const JobDescriptor& job);
+  // Posts the chunks of `job` that no attempt finished, as a job of their own taking over its
+  // region and listener; false when no job slot is free yet.
+  bool retry_lost_chunks(LiveJob& job);
   LiveJob* find_job(std::uint64_t position);
   void fail_everything(const std::exception_ptr& error);
 

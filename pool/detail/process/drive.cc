@@ -57,7 +57,7 @@ bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
     if (deadline && Clock::now() >= *deadline) return false;
     bool waits_for_workers = !live_.empty() && posted_ - live_.front().position >= kJobSlots;
     for (const LiveJob& job : live_)
-      waits_for_workers = waits_for_workers || job.failed || job.settled;
+      waits_for_workers = waits_for_workers || job.failed || job.settled || job.lost;
     control_->parent_sleeping.store(
         waits_for_workers ? kParentWaitsForWorkers : kParentWaitsForJobs,
         std::memory_order_seq_cst);

@@ -60,6 +60,7 @@ class JobBuilder {
     job_.n_items = n_items;
     job_.chunksize = chunksize == 0 ? 1 : chunksize;
     job_.n_chunks = chunk_count(n_items, job_.chunksize);
+    retries_ = core.default_retries();
   }
 
   template <class F>
@@ -103,6 +104,11 @@ class JobBuilder {
     has_arguments_ = true;
     return it;
   }
+  // Chunks lost with a dead worker are run again up to `times` times (CallInfo::retries: below 0,
+  // the pool's default). Call before results(): results of a retried call stay in shared memory.
+  void retries(int times) {
+    if (times >= 0) retries_ = times;
+  }
   // One result per item (map) or per chunk (reduce). The parent copies them all out of shared
   // memory into vectors (map's returned one, a stream's batch), so both copies are counted.
   // Throws std::length_error or OutOfMemory when they cannot exist.
@@ -112,7 +118,7 @@ class JobBuilder {
     returned_bytes_ = checked_product(count, sizeof(Result), what_.c_str());
     if constexpr (std::is_trivially_copyable_v<Result>) {
       // (The parent's staging buffer is aligned for 64 bytes.)
-      if (!per_chunk && core_.pulls_results() && alignof(Result) <= 64 &&
+      if (!per_chunk && core_.pulls_results() && retries_ == 0 && alignof(Result) <= 64 &&
           returned_bytes_ >= kPullJobBytes && job_.chunksize >= kPullChunkBytes / sizeof(Result)) {
         // Left in the workers' warm private memory and pulled from there (pulled_results.h).
         job_.pulled_results = 1;
@@ -173,10 +179,25 @@ class JobBuilder {
         result_bytes_ != 0 ? layout.add(result_bytes_, result_alignment_) : 0;
     const std::uint64_t records_at =
         records_ ? layout.add(checked_product(chunks, sizeof(ChunkRecord), what), 8) : 0;
-    const std::uint64_t log_at =
+    std::uint64_t log_at =
         log_ ? layout.add(checked_product(chunks, sizeof(std::uint32_t), what), 8) : 0;
-    const std::uint64_t failures_at =
-        layout.add(static_cast<std::uint64_t>(core_.size()) * sizeof(WorkerFailure), 8);
+    const std::uint64_t failures_bytes =
+        static_cast<std::uint64_t>(core_.size()) * sizeof(WorkerFailure);
+    const std::uint64_t failures_at = layout.add(failures_bytes, 8);
+    // A retry needs the completion log (which chunks finished) and room of its own.
+    RetryPlan retry;
+    if (retries_ > 0) {
+      if (chunks > kMaxLoggedChunks) {
+        throw std::length_error("pool: too many chunks to retry: " + what_);
+      }
+      if (!log_) log_at = layout.add(chunks * sizeof(std::uint32_t), 8);
+      log_ = true;
+      retry.retries = retries_;
+      retry.chunks = chunks;
+      retry.map_offset = layout.add(chunks * sizeof(std::uint32_t), 8);
+      retry.log_offset = layout.add(chunks * sizeof(std::uint32_t), 8);
+      retry.failure_offset = layout.add(failures_bytes, 8);
+    }
     job_.shared_out = uses_chunk_shares(chunks, static_cast<std::uint64_t>(core_.size()),
                                         core_.recycles_workers())
                           ? 1
@@ -219,7 +240,12 @@ class JobBuilder {
     if (log_) job_.log_offset = region + log_at;
     job_.failure_offset = region + failures_at;
     if (before_post) before_post(job_);
-    return core_.post(job_, region, std::move(listener), latest);
+    if (retry.retries > 0) {
+      retry.map_offset += region;
+      retry.log_offset += region;
+      retry.failure_offset += region;
+    }
+    return core_.post(job_, region, std::move(listener), latest, retry);
   }
 
  private:
@@ -236,6 +262,7 @@ class JobBuilder {
   std::size_t result_alignment_ = 16;
   bool records_ = false;
   bool log_ = false;
+  int retries_ = 0;
 };
 
 // Appends `count` results of `chunk`, starting at result slot `first`, to `out`.

@@ -8,8 +8,10 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "pool/detail/process/core.h"
 #include "pool/detail/process/pulled_results.h"
@@ -26,8 +28,8 @@ std::exception_ptr not_running(const char* why) {
 }  // namespace
 
 std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t region,
-                                    std::shared_ptr<JobListener> listener,
-                                    Lifecycle::State latest) {
+                                    std::shared_ptr<JobListener> listener, Lifecycle::State latest,
+                                    RetryPlan retry) {
   if (!live_.empty() && posted_ - live_.front().position >= kJobSlots) {
     drive_until(
         [this] {
@@ -42,15 +44,29 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
     arena_.free(region);
     throw;
   }
+  if (job.record_offset != 0)
+    std::memset(arena_.data() + job.record_offset, 0, job.n_chunks * sizeof(ChunkRecord));
+  const std::uint64_t position = posted_;
+  install(position, job);
+  LiveJob live;
+  live.position = position;
+  live.job = job;
+  live.region = region;
+  live.listener = std::move(listener);
+  live.retry = retry;
+  live_.push_back(std::move(live));
+  control_->posted.store(++posted_, std::memory_order_seq_cst);
+  wake_workers();
+  retry_vacant_slots();
+  return position;
+}
+
+void ProcessPoolCore::install(std::uint64_t position, const JobDescriptor& job) {
   std::byte* base = arena_.data();
   if (job.log_offset != 0)
     std::memset(base + job.log_offset, 0, job.n_chunks * sizeof(std::uint32_t));
-  if (job.record_offset != 0)
-    std::memset(base + job.record_offset, 0, job.n_chunks * sizeof(ChunkRecord));
   auto* failures = reinterpret_cast<WorkerFailure*>(base + job.failure_offset);
   for (std::size_t w = 0; w < workers_.size(); ++w) new (failures + w) WorkerFailure{{0}, 0, 0};
-
-  const std::uint64_t position = posted_;
   JobSlot& slot = control_->slot_of(position);
   slot.job = job;
   slot.next_chunk.store(0, std::memory_order_relaxed);
@@ -62,16 +78,64 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
   if (job.shared_out != 0) {
     init_chunk_shares(control_->shares_of(position), control_->workers, job.n_chunks);
   }
-  LiveJob live;
-  live.position = position;
-  live.job = job;
-  live.region = region;
-  live.listener = std::move(listener);
-  live_.push_back(std::move(live));
+}
+
+bool ProcessPoolCore::retry_lost_chunks(LiveJob& job) {
+  if (!live_.empty() && posted_ - live_.front().position >= kJobSlots) return false;
+  std::byte* base = arena_.data();
+  const JobDescriptor& lost = job.job;
+  // Every worker has left the job: its log holds every chunk that finished.
+  std::vector<char> finished(job.retry.chunks, 0);
+  const auto* log = reinterpret_cast<const std::atomic<std::uint32_t>*>(base + lost.log_offset);
+  for (std::uint64_t i = 0; i < lost.n_chunks; ++i) {
+    const std::uint32_t entry = log[i].load(std::memory_order_acquire);
+    if (entry == 0) break;
+    finished[(entry & ~kChunkFailedBit) - 1] = 1;
+  }
+  std::vector<std::uint32_t> again;
+  const auto* map = reinterpret_cast<const std::uint32_t*>(base + lost.chunk_map_offset);
+  for (std::uint64_t i = 0; i < lost.n_chunks; ++i) {
+    const auto chunk = static_cast<std::uint32_t>(lost.chunk_map_offset != 0 ? map[i] : i);
+    if (finished[chunk] == 0) again.push_back(chunk);
+  }
+  if (again.empty()) {  // the worker died after its last chunk was logged
+    settle(job, lowest_failure(job));
+    return true;
+  }
+  std::memcpy(base + job.retry.map_offset, again.data(), again.size() * sizeof(std::uint32_t));
+  JobDescriptor retry = lost;
+  retry.n_chunks = again.size();
+  retry.chunk_map_offset = job.retry.map_offset;
+  retry.log_offset = job.retry.log_offset;
+  retry.failure_offset = job.retry.failure_offset;
+  retry.shared_out = 0;
+  const std::uint64_t position = posted_;
+  install(position, retry);
+  LiveJob next;
+  next.position = position;
+  next.job = retry;
+  next.region = job.region;
+  next.listener = std::move(job.listener);
+  next.retry = job.retry;
+  next.attempt = job.attempt + 1;
+  // The lost attempt hands everything over: nothing of it is settled, released or freed.
+  job.region = 0;
+  job.settled = true;
+  live_.push_back(std::move(next));
   control_->posted.store(++posted_, std::memory_order_seq_cst);
   wake_workers();
   retry_vacant_slots();
-  return position;
+  return true;
+}
+
+std::string ProcessPoolCore::attempts_note(std::uint32_t index) {
+  const LiveJob* job = find_job(control_->slots()[index].position.load(std::memory_order_acquire));
+  if (job == nullptr || job->settled || job->retry.retries == 0 ||
+      job->attempt <= job->retry.retries) {
+    return {};
+  }
+  return "the chunk was lost on each of " + std::to_string(job->attempt) +
+         " attempts (retries = " + std::to_string(job->retry.retries) + ")";
 }
 
 ProcessPoolCore::LiveJob* ProcessPoolCore::find_job(std::uint64_t position) {
@@ -111,12 +175,18 @@ bool ProcessPoolCore::cancel_call(std::uint64_t position, Cancel how) {
   return true;
 }
 
-void ProcessPoolCore::fail_job_of_worker(std::uint32_t index, std::exception_ptr error) {
+void ProcessPoolCore::fail_job_of_worker(std::uint32_t index, std::exception_ptr error,
+                                         bool retryable) {
   const std::uint64_t position = control_->slots()[index].position.load(std::memory_order_acquire);
   LiveJob* job = find_job(position);
   if (job == nullptr || job->settled) return;
   JobSlot& slot = control_->slot_of(position);
   if (slot.completed.load(std::memory_order_acquire) == job->job.n_chunks) return;
+  if (retryable && job->attempt <= job->retry.retries) {
+    // The other workers go on; collect() runs what was lost once they have left the job.
+    if (!job->lost) job->lost = std::move(error);
+    return;
+  }
   job->failed = true;
   slot.cancelled.store(1, std::memory_order_seq_cst);
   // Reported at once; the job's memory stays until the other workers have left it.
@@ -167,6 +237,7 @@ void ProcessPoolCore::settle(LiveJob& job, std::exception_ptr error) {
 }
 
 void ProcessPoolCore::collect() {
+  std::vector<std::uint64_t> lost_jobs;
   for (LiveJob& job : live_) {
     if (job.region == 0) continue;  // retired; waits for the workers to move past its slot
     JobSlot& slot = control_->slot_of(job.position);
@@ -192,6 +263,8 @@ void ProcessPoolCore::collect() {
       } else if (slot.cancelled.load(std::memory_order_seq_cst) != 0 && past) {
         std::exception_ptr error = lowest_failure(job);
         settle(job, error ? error : not_running("pool: the call was cancelled"));
+      } else if (job.lost && past) {
+        lost_jobs.push_back(job.position);
       }
     }
     if (job.settled && (all_done || past)) {
@@ -210,6 +283,10 @@ void ProcessPoolCore::collect() {
       job.region = 0;
       if (std::shared_ptr<JobListener> listener = std::move(job.listener)) listener->on_retired();
     }
+  }
+  // (After the loop: a retry is a new job at the end of live_.)
+  for (std::uint64_t position : lost_jobs) {
+    if (!retry_lost_chunks(*find_job(position))) break;  // a later collect() posts the rest
   }
   while (!live_.empty() && live_.front().region == 0 && all_workers_past(live_.front().position)) {
     live_.pop_front();

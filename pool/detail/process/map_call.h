@@ -70,7 +70,7 @@ class CollectListener final : public JobListener {
 // job's position, or nothing when there was nothing to post.
 template <class F, class Inputs, class Result = typename MapTypes<F, const Inputs&>::Result>
 std::optional<std::uint64_t> post_map(ProcessPoolCore& core, const F& f, const Inputs& inputs,
-                                      std::size_t chunksize,
+                                      std::size_t chunksize, int retries,
                                       typename CollectListener<Result>::Deliver deliver,
                                       typename CollectListener<Result>::Fail fail) {
   using Types = MapTypes<F, const Inputs&>;
@@ -83,6 +83,7 @@ std::optional<std::uint64_t> post_map(ProcessPoolCore& core, const F& f, const I
   }
   if (chunksize == 0) chunksize = default_chunksize(n, static_cast<std::size_t>(core.size()));
   JobBuilder builder(core, "map", n, chunksize);
+  builder.retries(retries);
   builder.results<Result>(false);
   builder.function(f);
   if constexpr (Types::kLazyRange) {

@@ -50,6 +50,9 @@ struct JobDescriptor {
   // Trivially copyable results stay in the workers' own warm memory; each chunk's ChunkRecord
   // says where, and the parent pulls them with process_vm_readv (see pulled_results.h).
   std::uint32_t pulled_results = 0;
+  // A retry of lost chunks: n_chunks entries (std::uint32_t) naming the original chunks to run,
+  // which keep their numbers (their inputs, result slots, records and log entries).
+  std::uint64_t chunk_map_offset = 0;
 };
 
 // A completion log entry: chunk + 1, with this bit when the chunk's task threw.

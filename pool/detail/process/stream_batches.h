@@ -40,12 +40,14 @@ class ProcessStreamBatches {
   static constexpr bool kReportsFromThreads = false;
   using Runner = void (*)(WorkerContext&, std::uint64_t);
 
-  ProcessStreamBatches(ProcessPoolCore& core, F function, Runner runner,
+  // retries: lost chunks run again (CallInfo::retries; -1: the pool's default).
+  ProcessStreamBatches(ProcessPoolCore& core, F function, Runner runner, int retries,
                        std::function<void(JobBuilder&)> add_reduction = nullptr)
       : core_(&core),
         lifetime_(core.lifetime()),
         function_(std::move(function)),
         runner_(runner),
+        retries_(retries),
         add_reduction_(std::move(add_reduction)) {}
 
   int size() const { return core_->size(); }
@@ -59,6 +61,7 @@ class ProcessStreamBatches {
     check_alive();
     const bool reduce = static_cast<bool>(add_reduction_);
     JobBuilder builder(*core_, reduce ? "map_reduce" : "imap", batch.count, chunksize);
+    builder.retries(retries_);
     builder.template results<Piece>(reduce);
     builder.function(function_);
     builder.index_base(static_cast<std::int64_t>(batch.first));
@@ -145,6 +148,7 @@ class ProcessStreamBatches {
   std::weak_ptr<void> lifetime_;
   F function_;
   Runner runner_;
+  int retries_;
   std::function<void(JobBuilder&)> add_reduction_;
 };
 

@@ -129,6 +129,9 @@ class WorkerContext {
     } else {
       chunk = slot_->next_chunk.fetch_add(1, std::memory_order_relaxed);
       taken = chunk < job.n_chunks;
+      if (taken && job.chunk_map_offset != 0) {
+        chunk = reinterpret_cast<const std::uint32_t*>(arena_ + job.chunk_map_offset)[chunk];
+      }
     }
     if (!taken) {
       // With completions still unpublished the worker stays "between chunks" until it publishes.

@@ -79,6 +79,8 @@ void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {
         }
         oom_kills_seen_ = oom_kills;
       }
+      const std::string attempts = attempts_note(index);
+      if (!attempts.empty()) cause = cause.empty() ? attempts : cause + "; " + attempts;
       std::string stack;
       if (WIFSIGNALED(wait_status)) {
         stack = take_crash_stack(control_->slots()[index], WTERMSIG(wait_status));
@@ -86,7 +88,7 @@ void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {
       error = std::make_exception_ptr(
           WorkerDied(task, worker.pid, wait_status, cause, std::move(stack)));
     }
-    fail_job_of_worker(index, error);
+    fail_job_of_worker(index, error, /*retryable=*/!worker.stopped_because);
   }
   // Otherwise it died between tasks (maxtasksperchild, or killed while idle): nothing was lost.
   if (options_.initializer &&

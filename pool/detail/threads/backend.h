@@ -76,7 +76,8 @@ class ThreadBackend {
   }
 
   template <bool kBlocking, class R, class G, bool kMove, class Tuple>
-  void apply(Starred<G, kMove>&& f, Tuple arguments, const std::shared_ptr<AsyncState<R>>& state) {
+  void apply(Starred<G, kMove>&& f, Tuple arguments, CallInfo,
+             const std::shared_ptr<AsyncState<R>>& state) {
     submit_cancellable(std::make_shared<ThreadApplyJob<G, Tuple, R>>(std::forward<G>(f.function),
                                                                      std::move(arguments), state),
                        *state);
