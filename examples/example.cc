@@ -96,6 +96,9 @@ void Example::parse(int argc, char** argv) {
       "progress", po::bool_switch(&progress_), "draw a progress bar on stderr (pools only)")(
       "pin", po::bool_switch(&pin_),
       "bind worker i to the i-th CPU this process may use (process, gil and free)")(
+      "capture-output", po::bool_switch(&capture_output_),
+      "label every line a task prints with its worker and task, \"[worker 1 | task 17] ...\" "
+      "(process, gil and free)")(
       "trace", po::value<std::string>(&trace_path_)->value_name("FILE"),
       "write the pool's timeline to FILE as a Chrome trace (Perfetto, chrome://tracing; "
       "tools/timeline FILE draws it)")(

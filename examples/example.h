@@ -130,6 +130,7 @@ class Example {
   bool json_ = false;
   bool progress_ = false;
   bool pin_ = false;
+  bool capture_output_ = false;
   bool needs_shared_memory_ = false;
   bool ncores_given_ = false;
   std::string trace_path_;
@@ -171,6 +172,7 @@ Outcome Example::on_chosen_pool(Body& body) {
       options.progress = progress_;
       options.trace = new_trace();
       options.pin_workers = pin_;
+      options.capture_output = capture_output_;
       pool::ProcessPool workers(ncores_, std::move(options));
       return body(workers);
     }
@@ -179,6 +181,7 @@ Outcome Example::on_chosen_pool(Body& body) {
       options.progress = progress_;
       options.trace = new_trace();
       options.pin_workers = pin_;
+      options.capture_output = capture_output_;
       pool::GilThreadPool workers(ncores_, pool::GilThreadPool::kDefaultSwitchInterval,
                                   std::move(options));
       return body(workers);
@@ -188,6 +191,7 @@ Outcome Example::on_chosen_pool(Body& body) {
       options.progress = progress_;
       options.trace = new_trace();
       options.pin_workers = pin_;
+      options.capture_output = capture_output_;
       pool::FreeThreadPool workers(ncores_, std::move(options));
       return body(workers);
     }

@@ -11,6 +11,7 @@
 #include "pool/futures.h"
 #include "pool/gil.h"
 #include "pool/pool_concept.h"
+#include "pool/print.h"
 #include "pool/process_pool.h"
 #include "pool/progress_bar.h"
 #include "pool/range.h"

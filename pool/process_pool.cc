@@ -14,6 +14,7 @@ detail::CoreOptions core_options(const ProcessPoolOptions& options) {
   core.maxtasksperchild = options.maxtasksperchild;
   core.max_memory_per_child = options.max_memory_per_child;
   core.retries = options.retries < 0 ? 0 : options.retries;
+  core.capture_output = options.capture_output;
   core.task_timeout = options.task_timeout;
   core.start_timeout = options.start_timeout;
   core.handle_interrupts = options.handle_interrupts;

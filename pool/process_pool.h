@@ -76,6 +76,9 @@ struct ProcessPoolOptions {
   // says how many attempts were made; pool::retrying(f, n) sets it for one call. A task that
   // throws is not retried (pool::retrying(f, n, pool::RetryOn::errors) asks for it).
   int retries = 0;
+  // Every line a worker writes to stdout or stderr (stdio, iostreams) reaches this process's same
+  // stream whole, prefixed "[worker 1 | task 17] ", never mixed with another worker's line.
+  bool capture_output = false;
   // A task running longer than this is killed with its worker (TaskTimeout); zero: no limit.
   // Checked while the parent waits on the pool, at least every 50 ms.
   std::chrono::nanoseconds task_timeout{0};

@@ -56,6 +56,9 @@ struct ThreadPoolOptions {
   std::shared_ptr<Trace> trace{};
   // Bind thread i to the i-th CPU this process may use (allowed_cpus(), wrapping around).
   bool pin_workers = false;
+  // pool::print in a task prefixes its lines "[worker 1 | task 17] " (threads share the process's
+  // streams: printf and std::cout are not labelled; see pool/print.h).
+  bool capture_output = false;
 };
 
 // The calls are BasicPool's (pool/basic_pool.h). terminate() drops work not yet started (its

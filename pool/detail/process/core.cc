@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "pool/detail/memory_limits.h"
+#include "pool/detail/output_capture.h"
 #include "pool/detail/process/event_loop.h"
 #include "pool/detail/process/os.h"
 #include "pool/detail/process/pulled_results.h"
@@ -61,6 +62,10 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
   control_->task_timeout_ns = options_.task_timeout.count();
   control_->max_chunks_per_worker = options_.maxtasksperchild;
   control_->max_resident_bytes = options_.max_memory_per_child;
+  if (options_.capture_output) {
+    control_->capture_output = 1;
+    init_output_lock(&control_->output_lock);
+  }
   control_->workers = count;
   for (std::size_t i = 0; i < count; ++i) new (control_->slots() + i) WorkerSlot;
   arena_ = Arena(SharedSegment::create(kInitialArenaBytes));

@@ -54,6 +54,7 @@ inline constexpr std::size_t kPullStagingBytes = std::size_t{256} << 10;
 struct CoreOptions {
   bool allow_fork_with_threads = false;
   int retries = 0;  // times a chunk lost with its worker is run again, unless a call says
+  bool capture_output = false;  // workers' lines prefixed and never mixed (output_capture.h)
   std::function<void()> initializer;
   std::uint64_t maxtasksperchild = 0;
   std::uint64_t max_memory_per_child = 0;  // bytes of resident memory; 0: no limit

@@ -8,6 +8,8 @@
 #ifndef POOL_DETAIL_PROCESS_PROTOCOL_H_
 #define POOL_DETAIL_PROCESS_PROTOCOL_H_
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -138,6 +140,8 @@ struct ControlBlock {
   std::uint64_t max_chunks_per_worker = 0;  // maxtasksperchild; 0: unlimited
   std::uint64_t max_resident_bytes = 0;     // max_memory_per_child; 0: unlimited
   std::uint64_t workers = 0;
+  std::uint32_t capture_output = 0;  // workers prefix and write whole lines under output_lock
+  pthread_mutex_t output_lock;
   JobSlot jobs[kJobSlots];
   // WorkerSlot[workers] follows, at slots_offset(), then ChunkShare[kJobSlots][workers]: a job's
   // shares live as long as its slot, until every worker has left the job (its arena region is

@@ -10,6 +10,7 @@
 #include <ostream>
 #include <utility>
 
+#include "pool/detail/output_capture.h"
 #include "pool/detail/process/crash_stack.h"
 #include "pool/detail/process/message.h"
 #include "pool/detail/process/worker_context.h"
@@ -71,6 +72,9 @@ void WorkerLoop::serve() {
     results.reset(setup_.results->data(), setup_.results->size(),
                   unread ? me.records_end.load() : 0);
     setup_.pinning->pin(static_cast<int>(index));
+    if (control->capture_output != 0) {
+      capture_process_output(static_cast<int>(index), &me.current_item, &control->output_lock);
+    }
     record_throw_sites();
     record_crash_stacks(&me);
     if (*setup_.initializer) {
@@ -139,7 +143,7 @@ void WorkerLoop::serve() {
     exit_code = 70;  // EX_SOFTWARE: the parent reports it as a dead worker
   }
   if (trace != nullptr) trace->mark_stopped();
-  std::fflush(nullptr);
+  flush_captured_output();
   ::_exit(exit_code);
 }
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "pool/detail/output_capture.h"
 #include "pool/detail/task_failure.h"
 #include "pool/detail/throw_site.h"
 #include "pool/errors.h"
@@ -74,12 +75,13 @@ void ThreadJob::finish(std::size_t chunks) {
 
 ThreadPoolCore::ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil,
                                std::function<void()> initializer, std::shared_ptr<Trace> trace,
-                               CpuPinning pinning)
+                               CpuPinning pinning, bool capture_output)
     : size_(threads),
       started_ns_(monotonic_now_ns()),
       gil_(std::move(gil)),
       initializer_(std::move(initializer)),
-      pinning_(std::move(pinning)) {
+      pinning_(std::move(pinning)),
+      capture_output_(capture_output) {
   if (threads < 1) {
     throw std::invalid_argument("pool: a pool needs at least 1 worker, got " +
                                 std::to_string(threads));
@@ -223,6 +225,7 @@ void ThreadPoolCore::release_gil() {
 void ThreadPoolCore::serve(int index) {
   record_throw_sites();
   t_serving = this;
+  if (capture_output_) t_output_label = OutputLabel{index, -1, nullptr};
   SpanRecorder recorder(trace_ ? trace_->buffer(index) : nullptr);
   TraceBuffer* trace = recorder.buffer();
   this_thread_recorder() = trace != nullptr ? &recorder : nullptr;

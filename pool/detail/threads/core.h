@@ -94,7 +94,8 @@ class ThreadPoolCore {
   // With a trace, every thread records its spans into it (see pool/trace.h).
   // With pinning on, thread i is bound to its CPU before anything else runs in it.
   ThreadPoolCore(int threads, std::unique_ptr<GilLock> gil, std::function<void()> initializer,
-                 std::shared_ptr<Trace> trace = nullptr, CpuPinning pinning = {});
+                 std::shared_ptr<Trace> trace = nullptr, CpuPinning pinning = {},
+                 bool capture_output = false);
   // close() and join().
   ~ThreadPoolCore();
   ThreadPoolCore(const ThreadPoolCore&) = delete;
@@ -140,6 +141,7 @@ class ThreadPoolCore {
   std::unique_ptr<GilLock> gil_;
   std::function<void()> initializer_;
   CpuPinning pinning_;
+  bool capture_output_;
 
   mutable std::mutex mutex_;
   std::condition_variable work_ready_;

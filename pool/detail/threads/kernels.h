@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "pool/detail/output_capture.h"
 #include "pool/detail/task_failure.h"
 #include "pool/gil.h"
 
@@ -65,6 +66,7 @@ struct MapKernel {
     try {
       out.reserve(count);
       for (; k < count; ++k) {
+        t_output_label.task = static_cast<std::int64_t>(first_index + k);
         out.push_back(call_on_item<Item, Result>(function, read_input(get, k)));
         gil::checkpoint();  // item boundaries are switch points, like bytecode boundaries
       }
@@ -92,6 +94,7 @@ struct ReduceKernel {
     try {
       T partial = init;
       for (; k < count; ++k) {
+        t_output_label.task = static_cast<std::int64_t>(first_index + k);
         partial = std::invoke(op, std::move(partial),
                               call_on_item<Item, Result>(function, read_input(get, k)));
         gil::checkpoint();

@@ -27,6 +27,7 @@
 #include "pool/detail/call_types.h"
 #include "pool/detail/chunking.h"
 #include "pool/detail/memory_limits.h"
+#include "pool/detail/output_capture.h"
 #include "pool/detail/task_failure.h"
 #include "pool/detail/threads/core.h"
 #include "pool/gil.h"
@@ -103,6 +104,7 @@ class ThreadMapJob final : public ThreadJob {
     for (std::size_t i = begin; i < end; ++i, ++it) {
       // Items after a known failure cannot change the outcome.
       if (i > lowest_failure_.load(std::memory_order_relaxed)) return;
+      t_output_label.task = static_cast<std::int64_t>(i);
       std::exception_ptr input_error;
       try {
         auto item = [&] {
@@ -180,6 +182,7 @@ class ThreadApplyJob final : public ThreadJob {
 
  private:
   void run_chunk(std::size_t) override {
+    t_output_label.task = 0;
     try {
       if constexpr (std::is_void_v<R>) {
         std::apply(function_, std::move(args_));
