@@ -13,6 +13,8 @@ void print(std::string_view text) {
   if (label.worker >= 0 && label.item == nullptr) {
     // A thread pool's thread: each line labelled here.
     const std::string prefix = detail::output_prefix();
+    detail::trace_lines(text.empty() || text.back() != '\n' ? std::string(text) + '\n'
+                                                            : std::string(text));
     std::size_t from = 0;
     while (from < text.size()) {
       const std::size_t end = std::min(text.find('\n', from), text.size());

@@ -210,6 +210,18 @@ void Trace::write_chrome_json(std::ostream& out) const {
                           {"dur", static_cast<double>(span.end_ns - span.start_ns) / 1e3},
                           {"args", std::move(args)}});
   }
+  for (const OutputLine& line : output_) {
+    Json args{{"line", line.text}};
+    if (line.task >= 0) args["task"] = line.task;
+    events.push_back(Json{{"ph", "i"},
+                          {"name", "output"},
+                          {"cat", "output"},
+                          {"s", "t"},
+                          {"pid", 1},
+                          {"tid", line.worker + 1},
+                          {"ts", micros(line.ns)},
+                          {"args", std::move(args)}});
+  }
   Json metadata{{"backend", backend_},        {"workers", workers_},
                 {"dropped_events", dropped_}, {"events_per_worker", events_per_worker_},
                 {"clock", "CLOCK_MONOTONIC"}, {"start_ns", start_ns_},

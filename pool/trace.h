@@ -67,6 +67,14 @@ struct Span {
   std::uint64_t items = 0;       // items in the chunk
 };
 
+// A line a task printed while the pool captured output (capture_output), where and when.
+struct OutputLine {
+  int worker = -1;
+  std::int64_t ns = 0;     // CLOCK_MONOTONIC, when it was written
+  std::int64_t task = -1;  // the input index of the task that wrote it; -1: none
+  std::string text;        // without the label and the newline
+};
+
 // Seconds a worker spent in each state. The parts add up to the pool's wall time.
 struct WorkerStats {
   int worker = 0;
@@ -118,6 +126,9 @@ class Trace {
   // By worker (the pool's own spans first), then by start.
   const std::vector<Span>& spans() const { return spans_; }
   std::uint64_t dropped_events() const { return dropped_; }
+  // Captured lines (capture_output), by worker, then by time; instant events ("ph": "i",
+  // category "output") in the Chrome trace.
+  const std::vector<OutputLine>& output() const { return output_; }
 
   TraceStats stats() const;
 
@@ -140,6 +151,7 @@ class Trace {
   std::int64_t start_ns_ = 0;
   std::int64_t end_ns_ = 0;
   std::vector<Span> spans_;
+  std::vector<OutputLine> output_;
   std::uint64_t dropped_ = 0;
 };
 

@@ -8,8 +8,10 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "pool/pool.h"
@@ -29,19 +31,19 @@ std::string body_of(int item) {
 }
 
 template <class P>
-P make_capturing();
+P make_capturing(std::shared_ptr<pool::Trace> trace = nullptr);
 template <>
-pool::ProcessPool make_capturing() {
-  return pool::ProcessPool(2, {.capture_output = true});
+pool::ProcessPool make_capturing(std::shared_ptr<pool::Trace> trace) {
+  return pool::ProcessPool(2, {.capture_output = true, .trace = std::move(trace)});
 }
 template <>
-pool::GilThreadPool make_capturing() {
+pool::GilThreadPool make_capturing(std::shared_ptr<pool::Trace> trace) {
   return pool::GilThreadPool(2, pool::GilThreadPool::kDefaultSwitchInterval,
-                             {.capture_output = true});
+                             {.trace = std::move(trace), .capture_output = true});
 }
 template <>
-pool::FreeThreadPool make_capturing() {
-  return pool::FreeThreadPool(2, {.capture_output = true});
+pool::FreeThreadPool make_capturing(std::shared_ptr<pool::Trace> trace) {
+  return pool::FreeThreadPool(2, {.trace = std::move(trace), .capture_output = true});
 }
 
 // Runs `write_lines` in a child whose stdout is a file; returns the file's lines.
@@ -98,6 +100,32 @@ TYPED_TEST(OutputCapture, PoolPrintLinesArriveWholeAndLabelledWithTheirTask) {
         },
         pool::range(0, kLines), 64);
   }));
+}
+
+TYPED_TEST(OutputCapture, CapturedLinesAreInstantEventsOfATracedPool) {
+  auto trace = std::make_shared<pool::Trace>();
+  {
+    auto workers = make_capturing<TypeParam>(trace);
+    workers.map(
+        [](int item) {
+          pool::print("line " + std::to_string(item));
+          return item;
+        },
+        pool::range(0, 6), 1);
+  }
+  ASSERT_TRUE(trace->complete());
+  std::set<std::int64_t> tasks;
+  for (const pool::OutputLine& line : trace->output()) {
+    EXPECT_EQ(line.text, "line " + std::to_string(line.task));
+    EXPECT_GE(line.worker, 0);
+    EXPECT_LE(line.worker, 1);
+    tasks.insert(line.task);
+  }
+  EXPECT_EQ(trace->output().size(), 6u);
+  EXPECT_EQ(tasks, (std::set<std::int64_t>{0, 1, 2, 3, 4, 5}));
+  std::ostringstream json;
+  trace->write_chrome_json(json);
+  EXPECT_NE(json.str().find(R"("ph":"i","name":"output")"), std::string::npos);
 }
 
 using ProcessOutputCapture = pool::testing::NoLeftoversTest;

@@ -42,6 +42,7 @@ struct LineWriter {
       out += output_prefix();
       out += pending;
       out.push_back('\n');
+      if (t_output_trace != nullptr) trace_lines(pending + '\n');
       pending.clear();
     }
     if (!out.empty()) write_whole(fd, out, lock);
@@ -90,6 +91,21 @@ FILE* open_writer(LineWriter& writer, int fd, pthread_mutex_t* lock) {
 }
 
 }  // namespace
+
+void trace_lines(std::string_view lines) {
+  TraceBuffer* trace = t_output_trace;
+  if (trace == nullptr) return;
+  const OutputLabel& label = t_output_label;
+  const std::int64_t task =
+      label.item != nullptr ? label.item->load(std::memory_order_relaxed) : label.task;
+  const std::int64_t now = monotonic_now_ns();
+  std::size_t from = 0;
+  while (from < lines.size()) {
+    const std::size_t end = std::min(lines.find('\n', from), lines.size());
+    trace->record_text(now, task, lines.substr(from, end - from));
+    from = end + 1;
+  }
+}
 
 std::string output_prefix() {
   const OutputLabel& label = t_output_label;

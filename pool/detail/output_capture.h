@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "pool/detail/trace_buffer.h"
+
 namespace pool::detail {
 
 // Who is writing, for the prefix. Set in pool workers that capture their output.
@@ -26,6 +28,11 @@ struct OutputLabel {
   const std::atomic<std::int64_t>* item = nullptr;  // a worker process's current item
 };
 inline thread_local OutputLabel t_output_label;
+// The worker's trace buffer when its pool is traced: captured lines become instant events.
+inline thread_local TraceBuffer* t_output_trace = nullptr;
+
+// Records the complete lines of `lines` (each ending in '\n') in t_output_trace, if set.
+void trace_lines(std::string_view lines);
 
 // "[worker 1 | task 17] ", "[worker 1] " between tasks, "" outside a capturing worker.
 std::string output_prefix();

@@ -10,7 +10,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
+#include <string_view>
 
 namespace pool::detail {
 
@@ -21,7 +23,15 @@ inline std::int64_t monotonic_now_ns() {
 }
 
 // The values of pool::SpanKind, for code that must not include the public header.
-enum class TraceKind : std::uint32_t { kRun = 0, kGilWait = 1, kOverhead = 2, kStartup = 3 };
+enum class TraceKind : std::uint32_t {
+  kRun = 0,
+  kGilWait = 1,
+  kOverhead = 2,
+  kStartup = 3,
+  // A line of captured output, not a span: start_ns when, job the task, items the text's length;
+  // the text fills the next text_events(items) events.
+  kOutput = 100,
+};
 
 struct TraceEvent {
   std::int64_t start_ns;
@@ -62,6 +72,20 @@ class TraceBuffer {
     }
     // Counted after it is written: a worker killed in between leaves no torn event behind.
     header_->count.store(n + 1, std::memory_order_release);
+  }
+  static constexpr std::uint64_t text_events(std::uint64_t bytes) {
+    return (bytes + sizeof(TraceEvent) - 1) / sizeof(TraceEvent);
+  }
+  // A captured line; its text is dropped (length 0) when the buffer has no room left for it.
+  void record_text(std::int64_t ns, std::int64_t task, std::string_view text) {
+    const std::uint64_t n = header_->count.load(std::memory_order_relaxed);
+    const std::uint64_t more = text_events(text.size());
+    const bool fits = n + 1 + more <= header_->capacity;
+    if (n < header_->capacity) {
+      events_[n] = TraceEvent{ns, ns, task, -1, -1, fits ? text.size() : 0, TraceKind::kOutput, 0};
+      if (fits) std::memcpy(static_cast<void*>(events_ + n + 1), text.data(), text.size());
+    }
+    header_->count.store(n + 1 + (fits ? more : 0), std::memory_order_release);
   }
   void mark_stopped() { header_->stopped_ns = monotonic_now_ns(); }
 

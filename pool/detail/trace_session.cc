@@ -70,6 +70,16 @@ void TraceSession::finish() {
     bool first_startup = true;
     for (std::uint64_t i = 0; i < buffer.recorded(); ++i) {
       const TraceEvent& event = buffer[i];
+      if (event.kind == TraceKind::kOutput) {
+        const std::uint64_t more = TraceBuffer::text_events(event.items);
+        if (i + more >= buffer.recorded()) break;  // cut short (a killed worker)
+        const char* text = reinterpret_cast<const char*>(&buffer[i + 1]);
+        trace.output_.push_back(
+            OutputLine{static_cast<int>(w), event.start_ns, event.job,
+                       std::string(text, static_cast<std::size_t>(event.items))});
+        i += more;
+        continue;
+      }
       Span span;
       span.kind = static_cast<SpanKind>(event.kind);
       span.worker = static_cast<int>(w);

@@ -74,6 +74,7 @@ void WorkerLoop::serve() {
     setup_.pinning->pin(static_cast<int>(index));
     if (control->capture_output != 0) {
       capture_process_output(static_cast<int>(index), &me.current_item, &control->output_lock);
+      t_output_trace = trace;
     }
     record_throw_sites();
     record_crash_stacks(&me);

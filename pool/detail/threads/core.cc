@@ -225,10 +225,13 @@ void ThreadPoolCore::release_gil() {
 void ThreadPoolCore::serve(int index) {
   record_throw_sites();
   t_serving = this;
-  if (capture_output_) t_output_label = OutputLabel{index, -1, nullptr};
   SpanRecorder recorder(trace_ ? trace_->buffer(index) : nullptr);
   TraceBuffer* trace = recorder.buffer();
   this_thread_recorder() = trace != nullptr ? &recorder : nullptr;
+  if (capture_output_) {
+    t_output_label = OutputLabel{index, -1, nullptr};
+    t_output_trace = trace;
+  }
   struct Stopped {
     TraceBuffer* trace;
     ~Stopped() {
