@@ -147,6 +147,24 @@ TEST(MpiPool, OnePoolAtATimeAndNoMoreWorkersThanRanks) {
   EXPECT_EQ(one.map(square, pool::range(0L, 20L), 1).size(), 20u);
 }
 
+[[gnu::noinline]] int throw_on_a_worker_rank(int x) {
+  if (x == 3) throw std::runtime_error("thrown on purpose");
+  return x;
+}
+
+// Recorded where the task threw, on the worker rank, and carried back to rank 0 in the TaskError.
+TEST(MpiPool, ATaskErrorFromAWorkerRankCarriesTheStackWhereItWasThrown) {
+  pool::MpiPool workers;
+  try {
+    workers.map(throw_on_a_worker_rank, pool::range(0, 8), 1);
+    FAIL() << "map returned although a task threw";
+  } catch (const pool::TaskError& error) {
+    EXPECT_EQ(error.task_index(), 3);
+    EXPECT_NE(error.stack_trace().find("throw_on_a_worker_rank"), std::string::npos)
+        << error.stack_trace();
+  }
+}
+
 TEST(MpiPool, ImpossibleSizesAreRefusedAtTheCallAndThePoolGoesOn) {
   pool::MpiPool workers;
   EXPECT_THROW(workers.map(square, pool::range(0L, 1L << 62)), std::length_error);
