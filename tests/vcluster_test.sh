@@ -13,7 +13,8 @@ bin=$PWD/examples
 cases=(SrunOneCpuSizesThePoolToOne SrunTwoCpusSizesThePoolToTwo SrunBindsEachTaskToItsOwnCpu
   SbatchPmixRunsTwoNodesTimesTwoRanks SbatchPmixSumEqualsOneNode SallocMpirunRunsOnTwoNodes
   SallocMpirunSumEqualsOneNode ScancelEndsTheJob ScancelLeavesNoProcessOnAnyNode
-  ScancelLeavesNothingInDevShm TimeLimitEndsTheJob TimeLimitLeavesNoProcessOnAnyNode
+  ScancelLeavesNothingInDevShm LinkCutReallyCutsNodeTwo LinkCutForSecondsIsSurvived
+  TimeLimitEndsTheJob TimeLimitLeavesNoProcessOnAnyNode
   DownLeavesNothing)
 skip_all() {
   for name in "${cases[@]}"; do skip "$name" "$1"; done
@@ -110,6 +111,26 @@ on scancel "$job"
 check ScancelEndsTheJob wait_state "$job" CANCELLED 20
 check ScancelLeavesNoProcessOnAnyNode no_process_left
 check ScancelLeavesNothingInDevShm test -z "$(ls -A /run/vcluster/shm/node2)"
+
+# node2's link down for 3 s mid-job, then up: TCP retransmits, and the job ends with the sum it
+# would have had. (A link cut for good is not yet bounded: MpiPool has no heartbeat.)
+expected=$("$bin/sleep_map" --tasks 24 --seconds 0.5 --ncores 3 --json | value)
+on salloc -N 2 --ntasks-per-node=2 "${mpirun[@]}" "$bin/sleep_map" --tasks 24 --seconds 0.5 \
+  --backend mpi --json >"$tmp/cut.out" 2>"$tmp/cut.err" &
+salloc_pid=$!
+for i in $(seq 100); do  # until the four ranks run
+  [ "$("$vcluster" ps | grep -c sleep_map)" -ge 4 ] && break
+  sleep 0.2
+done
+ip -n vcluster-switch link set v2 down
+node2_reachable() { "$vcluster" run node1 timeout 1 bash -c '</dev/tcp/10.77.0.2/6818' 2>/dev/null; }
+check LinkCutReallyCutsNodeTwo eval '! node2_reachable'
+sleep 3
+ip -n vcluster-switch link set v2 up
+wait "$salloc_pid"
+cut_status=$?
+cat "$tmp/cut.out"
+check LinkCutForSecondsIsSurvived test "$cut_status:$(value <"$tmp/cut.out")" = "0:$expected"
 
 check TimeLimitEndsTheJob wait_state "$limit_job" TIMEOUT $((limit_started + 150 - $(date +%s)))
 cat "$tmp/limit.out"
