@@ -1,5 +1,8 @@
 #include "examples/cli.h"
 
+#include <signal.h>
+#include <string.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -103,9 +106,14 @@ std::string python_repr(double value) {
   return text;
 }
 
-int report_interrupted(const std::string& program) {
-  std::cerr << program << ": interrupted\n";
-  return kInterruptedStatus;
+int report_interrupted(const std::string& program, int signal_number) {
+  if (signal_number == SIGINT) {
+    std::cerr << program << ": interrupted\n";
+  } else {
+    std::cerr << program << ": interrupted by " << strsignal(signal_number)
+              << "; the workers were stopped and the call's work was lost\n";
+  }
+  return 128 + signal_number;
 }
 
 }  // namespace examples

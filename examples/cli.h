@@ -33,8 +33,10 @@ std::string python_repr(double value);
 // Exit status after Ctrl-C, as a shell reports a process killed by SIGINT (128 + 2).
 inline constexpr int kInterruptedStatus = 130;
 
-// Prints "<program>: interrupted" to stderr and returns kInterruptedStatus, for main to return.
-int report_interrupted(const std::string& program);
+// Prints "<program>: interrupted" (Ctrl-C) or "<program>: interrupted by Terminated; the call's
+// work was lost" (SIGTERM from a scheduler) to stderr and returns 128 + the signal, as a shell
+// reports a process the signal killed, for main to return.
+int report_interrupted(const std::string& program, int signal_number = 2);
 
 // Prints "<program>: error: <message>" to stderr and exits with status 2.
 [[noreturn]] void usage_error(const std::string& program, const std::string& message);

@@ -151,9 +151,9 @@ int Example::run(Body body) {
     const Outcome outcome = on_chosen_pool(body);
     if (!stopped_) stop_clock();
     return report(outcome);
-  } catch (const pool::Interrupted&) {
-    // Ctrl-C: the pool stopped its workers; no partial result is printed.
-    return report_interrupted(name_);
+  } catch (const pool::Interrupted& interrupted) {
+    // Ctrl-C or SIGTERM: the pool stopped its workers; no partial result is printed.
+    return report_interrupted(name_, interrupted.signal_number());
   } catch (const pool::TaskError& error) {
     return report_failure(error, "thrown at", error.stack_trace());
   } catch (const pool::WorkerDied& error) {

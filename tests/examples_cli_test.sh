@@ -56,6 +56,20 @@ for backend in process gil; do
   check "CtrlCLeavesNoSharedMemoryOn${backend}" bash -c '! ls /dev/shm | grep -q "^cpp-pool-$0-"' "$pid"
 done
 check CtrlCSaysInterruptedOnprocess grep -qx "slow_series: interrupted" "$tmp/int.process.err"
+
+# SIGTERM mid-map, as scancel and a job's time limit send it: the pool stops its workers and the
+# example says what was lost, then exits as a process SIGTERM killed (128 + 15).
+$bin --n 100000000000 --ncores 2 >"$tmp/term.out" 2>"$tmp/term.err" &
+pid=$!
+sleep 0.5
+kill -TERM $pid
+wait $pid
+status=$?
+check SigtermExitsWith143 test "$status" -eq 143
+check SigtermSaysWhatWasLost grep -qx "slow_series: interrupted by Terminated; the workers were stopped and the call's work was lost" "$tmp/term.err"
+check SigtermPrintsNoResult bash -c '! grep -q "sum =" "$0"' "$tmp/term.out"
+sleep 0.1
+check SigtermLeavesNoWorker bash -c '! pgrep -f "slow_series --n 10000000000[0]" >/dev/null'
 set +m
 
 finish

@@ -1,5 +1,7 @@
 // drive_until: the parent's only loop. It runs the event loop's handlers, checks timeouts and
 // start-ups, collects finished chunks, and sleeps on the workers' sockets when nothing is ready.
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -24,11 +26,13 @@ bool ProcessPoolCore::drive_until(const std::function<bool()>& done,
     explicit Depth(int& d) : depth(d) { ++depth; }
     ~Depth() { --depth; }
   } depth(driving_);
-  // Ctrl-C while the caller waits stops the workers and raises Interrupted; outside pool calls
-  // SIGINT keeps its default action (workers then die with the parent). A program that installed
-  // its own SIGINT handler keeps it.
-  const bool catch_interrupts = options_.handle_interrupts && sigint_is_default();
-  if (catch_interrupts) loop_->catch_interrupts();
+  // Ctrl-C, or SIGTERM (a scheduler's scancel or time limit), while the caller waits stops the
+  // workers and raises Interrupted; outside pool calls both keep their default action (workers
+  // then die with the parent). A program that installed its own handler keeps it.
+  const bool sigint = options_.handle_interrupts && signal_is_default(SIGINT);
+  const bool sigterm = options_.handle_interrupts && signal_is_default(SIGTERM);
+  const bool catch_interrupts = sigint || sigterm;
+  if (catch_interrupts) loop_->catch_interrupts(sigint, sigterm);
   struct ReleaseInterrupts {
     EventLoop& loop;
     bool active;

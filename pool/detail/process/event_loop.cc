@@ -56,8 +56,9 @@ int EventLoop::fd(std::uint32_t worker) const {
   return channel.socket ? channel.socket->native_handle() : -1;
 }
 
-void EventLoop::catch_interrupts() {
-  interrupts_.add(SIGINT);
+void EventLoop::catch_interrupts(bool sigint, bool sigterm) {
+  if (sigint) interrupts_.add(SIGINT);
+  if (sigterm) interrupts_.add(SIGTERM);
   interrupts_.async_wait([this](const boost::system::error_code& error, int signal_number) {
     if (!error) interrupted_ = signal_number;
   });
@@ -67,6 +68,7 @@ void EventLoop::release_interrupts() {
   boost::system::error_code ignored;
   interrupts_.cancel(ignored);
   interrupts_.remove(SIGINT, ignored);
+  interrupts_.remove(SIGTERM, ignored);
 }
 
 int EventLoop::take_interrupt() { return std::exchange(interrupted_, 0); }

@@ -47,8 +47,9 @@ class EventLoop {
   // The channel's descriptor; -1 when none is open.
   int fd(std::uint32_t worker) const;
 
-  // Catches SIGINT until release_interrupts(); take_interrupt() then names the signal, once.
-  void catch_interrupts();
+  // Catches SIGINT and/or SIGTERM until release_interrupts(); take_interrupt() then names the
+  // signal, once.
+  void catch_interrupts(bool sigint, bool sigterm);
   void release_interrupts();
   int take_interrupt();
 

@@ -73,9 +73,9 @@ int reap(pid_t pid, std::chrono::milliseconds grace) {
   return status;
 }
 
-bool sigint_is_default() {
+bool signal_is_default(int signal_number) {
   struct sigaction current {};
-  return ::sigaction(SIGINT, nullptr, &current) == 0 && current.sa_handler == SIG_DFL &&
+  return ::sigaction(signal_number, nullptr, &current) == 0 && current.sa_handler == SIG_DFL &&
          (current.sa_flags & SA_SIGINFO) == 0;
 }
 

@@ -26,7 +26,8 @@ int settled_thread_count();
 int reap(pid_t pid, std::chrono::milliseconds grace);
 
 // Whether SIGINT still has its default action (no handler of the program's own).
-bool sigint_is_default();
+// Whether `signal_number` has its default action (no handler of the program's, not ignored).
+bool signal_is_default(int signal_number);
 
 // The parent's ends of every pool's sockets in this process. A worker closes all of them right
 // after fork: otherwise a worker of one pool would keep another pool's workers from seeing EOF.

@@ -73,6 +73,9 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
     ::signal(SIGCHLD, SIG_DFL);
     // Ctrl-C reaches the whole process group; the parent decides what happens to workers.
     ::signal(SIGINT, SIG_IGN);
+    // Not the parent's handler (a fork while it waits): SIGTERM ends a worker as it would any
+    // process; the parent, which Slurm signals too, reports the call.
+    ::signal(SIGTERM, SIG_DFL);
     WorkerSetup setup;
     setup.control = control_;
     setup.index = index;
