@@ -12,7 +12,7 @@ bin=$PWD/examples
 
 cases=(SrunOneCpuSizesThePoolToOne SrunTwoCpusSizesThePoolToTwo SrunBindsEachTaskToItsOwnCpu
   SbatchPmixRunsTwoNodesTimesTwoRanks SbatchPmixSumEqualsOneNode SallocMpirunRunsOnTwoNodes
-  SallocMpirunSumEqualsOneNode ScancelEndsTheJob ScancelLeavesNoProcessOnAnyNode
+  SallocMpirunSumEqualsOneNode ScancelEndsTheJob ScancelPrintsWhatWasLost ScancelLeavesNoProcessOnAnyNode
   ScancelLeavesNothingInDevShm LinkCutReallyCutsNodeTwo LinkCutForSecondsIsSurvived
   TimeLimitEndsTheJob TimeLimitLeavesNoProcessOnAnyNode
   DownLeavesNothing)
@@ -38,15 +38,25 @@ echo "cluster up in $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf 
 on() { "$vcluster" run node1 "$@"; }
 value() { python3 -c 'import json, sys; print(repr(json.loads(sys.stdin.read())["value"]))'; }
 field() { python3 -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
-# Nothing of a job on any node: no process (nor zombie) but the cluster's daemons.
+# Nothing of job $1 on any node (its slurmstepd, its script and what they started) and no zombie
+# at all. Only that job's: another case's job may still run on another node.
+job_processes() {
+  local pid stat comm
+  while read -r pid stat comm; do
+    if [ "$stat" = Z ] || grep -q "\[$1\." "/proc/$pid/cmdline" 2>/dev/null ||
+      tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "SLURM_JOB_ID=$1"; then
+      echo "$pid $stat $comm"
+    fi
+  done < <("$vcluster" ps)
+}
 no_process_left() {
   local left i
   for i in $(seq 50); do
-    left=$("$vcluster" ps)
+    left=$(job_processes "$1")
     [ -z "$left" ] && return 0
     sleep 0.2
   done
-  echo "left on the nodes: $left"
+  echo "left of job $1 on the nodes: $left"
   return 1
 }
 job_state() { on scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
@@ -103,13 +113,15 @@ sum=$(on salloc -N 2 --ntasks-per-node=2 "${mpirun[@]}" "$bin/slow_series" --n 1
 echo "$sum"
 check SallocMpirunSumEqualsOneNode test "$(value <<<"$sum")" = "$local_sum"
 
-# scancel: Slurm sends SIGTERM, then SIGKILL after KillWait (5 s) to every process of the job.
+# scancel: Slurm sends SIGTERM, then SIGKILL after KillWait (5 s) to every process of the job; the
+# pool, waited on, stops its workers and the example says the call's work was lost.
 job=$(on sbatch --parsable -w node2 -c 2 -o "$tmp/cancel.out" \
   --wrap "$bin/sleep_map --tasks 1000 --seconds 1 --ncores 2")
 wait_state "$job" RUNNING 20 && sleep 1
 on scancel "$job"
 check ScancelEndsTheJob wait_state "$job" CANCELLED 20
-check ScancelLeavesNoProcessOnAnyNode no_process_left
+check ScancelPrintsWhatWasLost grep -q "sleep_map: interrupted by Terminated; the workers were stopped and the call's work was lost" "$tmp/cancel.out"
+check ScancelLeavesNoProcessOnAnyNode no_process_left "$job"
 check ScancelLeavesNothingInDevShm test -z "$(ls -A /run/vcluster/shm/node2)"
 
 # node2's link down for 3 s mid-job, then up: TCP retransmits, and the job ends with the sum it
@@ -134,7 +146,7 @@ check LinkCutForSecondsIsSurvived test "$cut_status:$(value <"$tmp/cut.out")" = 
 
 check TimeLimitEndsTheJob wait_state "$limit_job" TIMEOUT $((limit_started + 150 - $(date +%s)))
 cat "$tmp/limit.out"
-check TimeLimitLeavesNoProcessOnAnyNode no_process_left
+check TimeLimitLeavesNoProcessOnAnyNode no_process_left "$limit_job"
 
 started=$(date +%s.%N)
 "$vcluster" down

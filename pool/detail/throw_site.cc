@@ -33,6 +33,11 @@ const void* object_of(const std::exception_ptr& error) {
 
 void record_throw_sites() { t_site.recording = true; }
 
+RecordingThrowSites::RecordingThrowSites() : was_recording_(t_site.recording) {
+  t_site.recording = true;
+}
+RecordingThrowSites::~RecordingThrowSites() { t_site.recording = was_recording_; }
+
 std::string throw_site_of(const std::exception_ptr& error) {
   if (!t_site.recording || error == nullptr || t_site.count == 0 ||
       t_site.thrown != object_of(error)) {

@@ -14,6 +14,19 @@ namespace pool::detail {
 // worker process and worker rank calls it once before its first task.
 void record_throw_sites();
 
+// Records throw sites in the calling thread while it lives (a caller's thread that runs tasks
+// itself for a while: MpiPool in a job of one rank), then leaves the thread as it was.
+class RecordingThrowSites {
+ public:
+  RecordingThrowSites();
+  ~RecordingThrowSites();
+  RecordingThrowSites(const RecordingThrowSites&) = delete;
+  RecordingThrowSites& operator=(const RecordingThrowSites&) = delete;
+
+ private:
+  bool was_recording_;
+};
+
 // The symbolized stack where `error` was thrown, if it is the last exception thrown in this thread
 // and the thread records throw sites; empty otherwise.
 std::string throw_site_of(const std::exception_ptr& error);

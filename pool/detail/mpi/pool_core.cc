@@ -19,6 +19,7 @@
 #include "pool/detail/mpi/session.h"
 #include "pool/detail/mpi/worker.h"
 #include "pool/detail/serialization.h"
+#include "pool/detail/throw_site.h"
 #include "pool/detail/trace_buffer.h"
 #include "pool/errors.h"
 
@@ -223,8 +224,12 @@ bool MpiPoolCore::run_locally() {
   const EncodedChunk input{chunk.first_item, chunk.count, chunk.range_first,
                            reinterpret_cast<const std::byte*>(chunk.items.data()),
                            chunk.items.size()};
-  std::optional<TaskFailure> failure =
-      trace_ ? call->second.run(input, payload, times.run) : call->second.run(input, payload);
+  std::optional<TaskFailure> failure;
+  {
+    const RecordingThrowSites recording;  // this thread runs the tasks: their errors get stacks
+    failure =
+        trace_ ? call->second.run(input, payload, times.run) : call->second.run(input, payload);
+  }
   if (failure) {
     job->chunk_failed(chunk, std::move(*failure));
   } else {
