@@ -53,6 +53,7 @@
 #ifndef POOL_MPI_POOL_H_
 #define POOL_MPI_POOL_H_
 
+#include <chrono>
 #include <memory>
 
 #include "pool/basic_pool.h"
@@ -69,6 +70,10 @@ struct MpiPoolOptions {
   // contract above); it is complete once the pool is joined, terminated or destroyed. Null:
   // nothing is recorded and nothing is paid.
   std::shared_ptr<Trace> trace{};
+  // A worker rank that answers nothing for this long while it runs a chunk (a hung task, a dead
+  // node, a cut link) ends the job: rank 0 prints the chunks lost and calls MPI_Abort, rather
+  // than waiting until TCP gives up. A lost rank cannot be replaced. Zero: no bound.
+  std::chrono::nanoseconds task_timeout{0};
 };
 
 // The calls are BasicPool's (pool/basic_pool.h); the contract above says where they run.
@@ -80,8 +85,8 @@ class MpiPool : public BasicPool<detail::MpiBackend> {
   // fewer, std::logic_error while another MpiPool is alive or when options.trace recorded a pool.
   // size() is the number of worker ranks (1 in a job of one rank, where rank 0 runs the tasks).
   explicit MpiPool(int workers, MpiPoolOptions options = {})
-      : BasicPool(detail::MpiBackend(
-                      std::make_unique<detail::MpiPoolCore>(workers, std::move(options.trace))),
+      : BasicPool(detail::MpiBackend(std::make_unique<detail::MpiPoolCore>(
+                      workers, std::move(options.trace), options.task_timeout)),
                   options.progress) {}
 
   // On a worker rank: serves tasks until rank 0 finalizes MPI, then exits. On rank 0: returns.

@@ -85,7 +85,7 @@ check CleanRunReturnsEveryResult grep -qx 'done 100' <<<"$out"
 sleep 0.5
 check CleanRunLeavesNoProcess leftovers
 
-for how in segv kill exit; do
+for how in segv kill exit silent; do
   err=$($run 3 tests/mpi_rank_death $how 2>&1)
   status=$?
   check "RankDeath($how)ExitsNonZero" test "$status" -ne 0
@@ -100,5 +100,8 @@ check SegfaultNamesTheRankAndChunk grep -qE 'rank [12] died of signal 11 \(Segme
   <<<"$($run 3 tests/mpi_rank_death segv 2>&1)"
 check ExitNamesTheRankAndChunk grep -qE 'rank [12] called exit\(\) while running map items 35-39' \
   <<<"$($run 3 tests/mpi_rank_death exit 2>&1)"
+# A rank that never answers (a hung task, a node lost with its link cut): task_timeout bounds it.
+check SilentRankNamesTheRankTheChunkAndTheTimeout grep -qE 'rank [12] answered nothing for 2 s \(task_timeout\) while running map items 35-39' \
+  <<<"$($run 3 tests/mpi_rank_death silent 2>&1)"
 
 finish

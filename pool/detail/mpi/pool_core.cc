@@ -46,7 +46,9 @@ int MpiPoolCore::world_size() {
   return mpi::session().size;
 }
 
-MpiPoolCore::MpiPoolCore(int workers, std::shared_ptr<Trace> trace) {
+MpiPoolCore::MpiPoolCore(int workers, std::shared_ptr<Trace> trace,
+                         std::chrono::nanoseconds task_timeout)
+    : task_timeout_(task_timeout) {
   start();
   // MPI_Init, like mpirun's launch, is not the pool's start-up.
   const std::int64_t start_ns = trace ? monotonic_now_ns() : 0;
@@ -155,7 +157,10 @@ bool MpiPoolCore::drive_until(const std::function<bool()>& done,
     if (const int signal_number = mpi::termination_signal()) die_on_signal(signal_number);
     if (done()) return true;
     bool progressed = local() ? run_locally() : hand_out();
-    if (!local()) progressed = receive_replies() || progressed;
+    if (!local()) {
+      progressed = receive_replies() || progressed;
+      if (task_timeout_.count() > 0) check_silent_ranks();
+    }
     progressed = settle_finished() || progressed;
     test_sends();
     if (done()) return true;
@@ -193,6 +198,7 @@ bool MpiPoolCore::hand_out() {
     chunk.items.shrink_to_fit();
     ++job->in_flight_;
     mpi::count_chunk_sent();
+    if (rank->in_flight.empty()) rank->front_since = Clock::now();
     rank->in_flight.push_back(MpiInFlight{std::move(job), std::move(chunk)});
     handed = true;
   }
@@ -274,6 +280,7 @@ bool MpiPoolCore::receive_replies() {
     }
     MpiInFlight done = std::move(rank.in_flight.front());
     rank.in_flight.pop_front();
+    rank.front_since = Clock::now();  // the next chunk, already there, starts now
     --done.job->in_flight_;
     mpi::count_chunk_answered();
     MpiJob& job = *done.job;

@@ -19,6 +19,7 @@
 #ifndef POOL_DETAIL_MPI_POOL_CORE_H_
 #define POOL_DETAIL_MPI_POOL_CORE_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -50,6 +51,7 @@ struct MpiInFlight {
 struct MpiRank {
   int rank = 0;
   std::deque<MpiInFlight> in_flight;
+  Clock::time_point front_since{};  // when in_flight.front() became the chunk it runs
 };
 
 // A message being sent (defined where MPI is).
@@ -67,7 +69,11 @@ class MpiPoolCore final : public Driver {
   // returns: it serves chunks until rank 0 finalizes MPI, then exits the process with status 0.
   // workers: how many worker ranks the pool uses, 0 for all of them. trace: record into it (one
   // row per worker rank), null for nothing; complete once the pool is joined, terminated or gone.
-  explicit MpiPoolCore(int workers, std::shared_ptr<Trace> trace = nullptr);
+  // task_timeout: a worker rank that answers nothing for this long while it runs a chunk is taken
+  // for lost (a hung task, a dead node, a cut link): rank 0 reports the lost chunks and aborts
+  // the job, instead of waiting for ever. Zero: no bound.
+  explicit MpiPoolCore(int workers, std::shared_ptr<Trace> trace = nullptr,
+                       std::chrono::nanoseconds task_timeout = {});
   ~MpiPoolCore() override;
   MpiPoolCore(const MpiPoolCore&) = delete;
   MpiPoolCore& operator=(const MpiPoolCore&) = delete;
@@ -108,6 +114,8 @@ class MpiPoolCore final : public Driver {
   void test_sends();
   void wait_sends();
   void handle_death_notices();
+  // Reports and aborts when a rank has run its chunk past task_timeout_.
+  void check_silent_ranks();
   [[noreturn]] void die_on_signal(int signal_number);
   std::string lost_work() const;
   // Tracing.
@@ -117,6 +125,7 @@ class MpiPoolCore final : public Driver {
   void end_trace();
 
   std::vector<MpiRank> ranks_;
+  std::chrono::nanoseconds task_timeout_{0};
   std::list<std::shared_ptr<MpiJob>> jobs_;
   std::list<MpiSend> sends_;
   std::vector<std::byte> buffer_;

@@ -126,6 +126,24 @@ void MpiPoolCore::handle_death_notices() {
   _exit(1);
 }
 
+void MpiPoolCore::check_silent_ranks() {
+  const Clock::time_point now = Clock::now();
+  for (const MpiRank& rank : ranks_) {
+    if (rank.in_flight.empty() || now - rank.front_since <= task_timeout_) continue;
+    const MpiInFlight& running = rank.in_flight.front();
+    std::ostringstream report;
+    report << "pool::MpiPool: rank " << rank.rank << " answered nothing for "
+           << std::chrono::duration<double>(task_timeout_).count() << " s (task_timeout) while "
+           << "running " << running.job->name() << " items " << running.chunk.first_item << "-"
+           << running.chunk.first_item + static_cast<std::int64_t>(running.chunk.count) - 1
+           << ": a hung task, or its node lost.\n"
+           << lost_work() << "pool::MpiPool: aborting the MPI job.\n";
+    mpi::write_all(report.str().c_str());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    _exit(1);
+  }
+}
+
 void MpiPoolCore::die_on_signal(int signal_number) {
   // A rank may have said why before it died.
   try {
