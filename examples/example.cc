@@ -103,7 +103,10 @@ void Example::parse(int argc, char** argv) {
       "write the pool's timeline to FILE as a Chrome trace (Perfetto, chrome://tracing; "
       "tools/timeline FILE draws it)")(
       "stats", po::bool_switch(&stats_),
-      "print each worker's busy %, the pool's efficiency and where the rest of the time went");
+      "print each worker's busy %, the pool's efficiency and where the rest of the time went")(
+      "task-timeout", po::value<std::string>()->value_name("SECONDS"),
+      "a task (process) or a rank's chunk (mpi) running longer ends the call with a report: a "
+      "hung task, or a lost node");
   options_.add(common);
   flags_ = parse_flags(argc, argv, usage_, options_);
 
@@ -111,6 +114,10 @@ void Example::parse(int argc, char** argv) {
   if (ncores > kMaxCores) usage_error("--ncores must be at most " + std::to_string(kMaxCores));
   ncores_ = static_cast<int>(ncores);
   ncores_given_ = !flags_["ncores"].defaulted();
+  if (flags_.count("task-timeout") != 0) {
+    task_timeout_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(positive_number("task-timeout")));
+  }
   const std::string backend = text("backend");
   if (backend == "process") {
     backend_ = Backend::kProcess;

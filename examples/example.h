@@ -131,6 +131,7 @@ class Example {
   bool progress_ = false;
   bool pin_ = false;
   bool capture_output_ = false;
+  std::chrono::nanoseconds task_timeout_{0};  // --task-timeout; zero: none
   bool needs_shared_memory_ = false;
   bool ncores_given_ = false;
   std::string trace_path_;
@@ -170,6 +171,7 @@ Outcome Example::on_chosen_pool(Body& body) {
     case Backend::kProcess: {
       pool::ProcessPoolOptions options;
       options.progress = progress_;
+      options.task_timeout = task_timeout_;
       options.trace = new_trace();
       options.pin_workers = pin_;
       options.capture_output = capture_output_;
@@ -198,6 +200,7 @@ Outcome Example::on_chosen_pool(Body& body) {
     case Backend::kMpi: {
       pool::MpiPoolOptions options;
       options.progress = progress_;
+      options.task_timeout = task_timeout_;
       options.trace = new_trace();
       // Worker ranks serve here until rank 0 finishes; only rank 0 goes on.
       pool::MpiPool workers(ncores_given_ ? ncores_ : 0, std::move(options));

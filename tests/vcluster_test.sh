@@ -13,7 +13,8 @@ bin=$PWD/examples
 cases=(SrunOneCpuSizesThePoolToOne SrunTwoCpusSizesThePoolToTwo SrunBindsEachTaskToItsOwnCpu
   SbatchPmixRunsTwoNodesTimesTwoRanks SbatchPmixSumEqualsOneNode SallocMpirunRunsOnTwoNodes
   SallocMpirunSumEqualsOneNode ScancelEndsTheJob ScancelPrintsWhatWasLost ScancelLeavesNoProcessOnAnyNode
-  ScancelLeavesNothingInDevShm LinkCutReallyCutsNodeTwo LinkCutForSecondsIsSurvived
+  ScancelLeavesNothingInDevShm LinkCutReallyCutsNodeTwo LinkCutForSecondsIsSurvived LostNodeEndsTheJobWithAFailure
+  LostNodeEndsTheJobWithinTwoMinutes LostNodeReportNamesTheSilentRank LostNodeReportListsTheLostChunks
   TimeLimitEndsTheJob TimeLimitLeavesNoProcessOnAnyNode
   DownLeavesNothing)
 skip_all() {
@@ -125,7 +126,7 @@ check ScancelLeavesNoProcessOnAnyNode no_process_left "$job"
 check ScancelLeavesNothingInDevShm test -z "$(ls -A /run/vcluster/shm/node2)"
 
 # node2's link down for 3 s mid-job, then up: TCP retransmits, and the job ends with the sum it
-# would have had. (A link cut for good is not yet bounded: MpiPool has no heartbeat.)
+# would have had.
 expected=$("$bin/sleep_map" --tasks 24 --seconds 0.5 --ncores 3 --json | value)
 on salloc -N 2 --ntasks-per-node=2 "${mpirun[@]}" "$bin/sleep_map" --tasks 24 --seconds 0.5 \
   --backend mpi --json >"$tmp/cut.out" 2>"$tmp/cut.err" &
@@ -143,6 +144,33 @@ wait "$salloc_pid"
 cut_status=$?
 cat "$tmp/cut.out"
 check LinkCutForSecondsIsSurvived test "$cut_status:$(value <"$tmp/cut.out")" = "0:$expected"
+
+# node2 lost for good: its link cut, then its processes killed (no reset reaches node1). Rank 0's
+# task_timeout (5 s) reports the lost chunks and aborts; mpirun then waits for node2's daemon
+# until Slurm declares the node failed (SlurmdTimeout), not until TCP gives up (minutes).
+lost_started=$(date +%s)
+on salloc -N 2 --ntasks-per-node=2 "${mpirun[@]}" "$bin/sleep_map" --tasks 200 --seconds 0.5 \
+  --backend mpi --task-timeout 5 >"$tmp/lost.out" 2>"$tmp/lost.err" &
+salloc_pid=$!
+for i in $(seq 100); do
+  [ "$("$vcluster" ps | grep -c sleep_map)" -ge 4 ] && break
+  sleep 0.2
+done
+sleep 1
+ip -n vcluster-switch link set v2 down
+for pid in $(ip netns pids node2); do
+  case $(cat "/proc/$pid/comm" 2>/dev/null) in sleep_map | orted) kill -9 "$pid" ;; esac
+done
+wait "$salloc_pid"
+lost_status=$?
+lost_seconds=$(($(date +%s) - lost_started))
+ip -n vcluster-switch link set v2 up
+grep '^pool::MpiPool' "$tmp/lost.err"
+echo "the job ended after $lost_seconds s"
+check LostNodeEndsTheJobWithAFailure test "$lost_status" -ne 0
+check LostNodeEndsTheJobWithinTwoMinutes test "$lost_seconds" -lt 120
+check LostNodeReportNamesTheSilentRank grep -qE 'pool::MpiPool: rank [23] answered nothing for 5 s \(task_timeout\) while running map items' "$tmp/lost.err"
+check LostNodeReportListsTheLostChunks grep -qE 'pool::MpiPool: lost: .* on rank [23]' "$tmp/lost.err"
 
 check TimeLimitEndsTheJob wait_state "$limit_job" TIMEOUT $((limit_started + 150 - $(date +%s)))
 cat "$tmp/limit.out"
