@@ -117,6 +117,15 @@ class Example {
   int report(const Outcome& outcome) const;
   // The trace the chosen pool records into, under --trace or --stats; null otherwise.
   std::shared_ptr<pool::Trace> new_trace();
+  // Both thread pools' options from the common flags.
+  pool::ThreadPoolOptions thread_options() {
+    pool::ThreadPoolOptions options;
+    options.progress = progress_;
+    options.trace = new_trace();
+    options.pin_workers = pin_;
+    options.capture_output = capture_output_;
+    return options;
+  }
   // Prints "NAME: what()" on stderr, then the stack under `where` when there is one; returns 1.
   int report_failure(const std::exception& error, const std::string& where,
                      const std::string& stack) const;
@@ -179,22 +188,12 @@ Outcome Example::on_chosen_pool(Body& body) {
       return body(workers);
     }
     case Backend::kGil: {
-      pool::ThreadPoolOptions options;
-      options.progress = progress_;
-      options.trace = new_trace();
-      options.pin_workers = pin_;
-      options.capture_output = capture_output_;
       pool::GilThreadPool workers(ncores_, pool::GilThreadPool::kDefaultSwitchInterval,
-                                  std::move(options));
+                                  thread_options());
       return body(workers);
     }
     case Backend::kFree: {
-      pool::ThreadPoolOptions options;
-      options.progress = progress_;
-      options.trace = new_trace();
-      options.pin_workers = pin_;
-      options.capture_output = capture_output_;
-      pool::FreeThreadPool workers(ncores_, std::move(options));
+      pool::FreeThreadPool workers(ncores_, thread_options());
       return body(workers);
     }
     case Backend::kMpi: {

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <streambuf>
 #include <string>
+#include <string_view>
 
 namespace pool::detail {
 namespace {
@@ -30,22 +32,14 @@ void write_whole(int fd, const std::string& text, pthread_mutex_t* lock) {
 struct LineWriter {
   int fd = -1;
   pthread_mutex_t* lock = nullptr;
-  std::string pending;  // the current line, without its newline yet
+  std::string pending;  // written, not yet up to a newline
 
   void add(const char* data, std::size_t size) {
-    std::string out;
-    for (std::size_t i = 0; i < size; ++i) {
-      if (data[i] != '\n') {
-        pending.push_back(data[i]);
-        continue;
-      }
-      out += output_prefix();
-      out += pending;
-      out.push_back('\n');
-      if (t_output_trace != nullptr) trace_lines(pending + '\n');
-      pending.clear();
-    }
-    if (!out.empty()) write_whole(fd, out, lock);
+    pending.append(data, size);
+    const std::size_t last = pending.rfind('\n');
+    if (last == std::string::npos) return;
+    write_whole(fd, labelled_lines(std::string_view(pending).substr(0, last + 1)), lock);
+    pending.erase(0, last + 1);
   }
   void flush() {
     if (!pending.empty()) add("\n", 1);
@@ -92,29 +86,29 @@ FILE* open_writer(LineWriter& writer, int fd, pthread_mutex_t* lock) {
 
 }  // namespace
 
-void trace_lines(std::string_view lines) {
-  TraceBuffer* trace = t_output_trace;
-  if (trace == nullptr) return;
+std::string labelled_lines(std::string_view lines) {
   const OutputLabel& label = t_output_label;
   const std::int64_t task =
       label.item != nullptr ? label.item->load(std::memory_order_relaxed) : label.task;
-  const std::int64_t now = monotonic_now_ns();
-  std::size_t from = 0;
-  while (from < lines.size()) {
+  std::string prefix;
+  if (label.worker >= 0) {
+    prefix = "[worker " + std::to_string(label.worker);
+    if (task >= 0) prefix += " | task " + std::to_string(task);
+    prefix += "] ";
+  }
+  TraceBuffer* const trace = t_output_trace;
+  const std::int64_t now = trace != nullptr ? monotonic_now_ns() : 0;
+  std::string out;
+  for (std::size_t from = 0; from < lines.size();) {
     const std::size_t end = std::min(lines.find('\n', from), lines.size());
-    trace->record_text(now, task, lines.substr(from, end - from));
+    const std::string_view line = lines.substr(from, end - from);
+    out += prefix;
+    out += line;
+    out += '\n';
+    if (trace != nullptr) trace->record_text(now, task, line);
     from = end + 1;
   }
-}
-
-std::string output_prefix() {
-  const OutputLabel& label = t_output_label;
-  if (label.worker < 0) return {};
-  const std::int64_t task =
-      label.item != nullptr ? label.item->load(std::memory_order_relaxed) : label.task;
-  std::string prefix = "[worker " + std::to_string(label.worker);
-  if (task >= 0) prefix += " | task " + std::to_string(task);
-  return prefix + "] ";
+  return out;
 }
 
 void init_output_lock(pthread_mutex_t* lock) {

@@ -31,11 +31,10 @@ inline thread_local OutputLabel t_output_label;
 // The worker's trace buffer when its pool is traced: captured lines become instant events.
 inline thread_local TraceBuffer* t_output_trace = nullptr;
 
-// Records the complete lines of `lines` (each ending in '\n') in t_output_trace, if set.
-void trace_lines(std::string_view lines);
-
-// "[worker 1 | task 17] ", "[worker 1] " between tasks, "" outside a capturing worker.
-std::string output_prefix();
+// Each line of `lines` (the last one's newline may be missing) prefixed "[worker 1 | task 17] "
+// ("[worker 1] " between tasks, nothing outside a capturing worker) and ended by a newline; the
+// lines are also recorded in t_output_trace when it is set.
+std::string labelled_lines(std::string_view lines);
 
 // Makes `lock` (in memory the workers share) a process-shared, robust mutex.
 void init_output_lock(pthread_mutex_t* lock);

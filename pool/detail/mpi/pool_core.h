@@ -116,6 +116,8 @@ class MpiPoolCore final : public Driver {
   void handle_death_notices();
   // Reports and aborts when a rank has run its chunk past task_timeout_.
   void check_silent_ranks();
+  // Prints `why`, then the lost work, and aborts the MPI job.
+  [[noreturn]] void abort_job(const std::string& why);
   [[noreturn]] void die_on_signal(int signal_number);
   std::string lost_work() const;
   // Tracing.

@@ -100,6 +100,23 @@ std::uint64_t chunks_out() { return chunks_out_now.load(); }
 // ---------------------------------------------------------------------------------------------
 // The reports.
 
+namespace {
+
+// "map items 35-39".
+std::string chunk_text(const MpiInFlight& chunk) {
+  return std::string(chunk.job->name()) + " items " + std::to_string(chunk.chunk.first_item) + "-" +
+         std::to_string(chunk.chunk.first_item + static_cast<std::int64_t>(chunk.chunk.count) - 1);
+}
+
+}  // namespace
+
+void MpiPoolCore::abort_job(const std::string& why) {
+  const std::string report = why + ".\n" + lost_work() + "pool::MpiPool: aborting the MPI job.\n";
+  mpi::write_all(report.c_str());
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  _exit(1);
+}
+
 void MpiPoolCore::handle_death_notices() {
   MPI_Status status;
   int arrived = 0;
@@ -114,33 +131,21 @@ void MpiPoolCore::handle_death_notices() {
                                  : " died of " + mpi::signal_name(notice.signal_number));
   for (const MpiRank& rank : ranks_) {
     if (rank.rank != status.MPI_SOURCE || rank.in_flight.empty()) continue;
-    const MpiInFlight& running = rank.in_flight.front();
-    report += " while running " + std::string(running.job->name()) + " items " +
-              std::to_string(running.chunk.first_item) + "-" +
-              std::to_string(running.chunk.first_item +
-                             static_cast<std::int64_t>(running.chunk.count) - 1);
+    report += " while running " + chunk_text(rank.in_flight.front());
   }
-  report += ".\n" + lost_work() + "pool::MpiPool: aborting the MPI job.\n";
-  mpi::write_all(report.c_str());
-  MPI_Abort(MPI_COMM_WORLD, 1);
-  _exit(1);
+  abort_job(report);
 }
 
 void MpiPoolCore::check_silent_ranks() {
   const Clock::time_point now = Clock::now();
   for (const MpiRank& rank : ranks_) {
     if (rank.in_flight.empty() || now - rank.front_since <= task_timeout_) continue;
-    const MpiInFlight& running = rank.in_flight.front();
-    std::ostringstream report;
-    report << "pool::MpiPool: rank " << rank.rank << " answered nothing for "
-           << std::chrono::duration<double>(task_timeout_).count() << " s (task_timeout) while "
-           << "running " << running.job->name() << " items " << running.chunk.first_item << "-"
-           << running.chunk.first_item + static_cast<std::int64_t>(running.chunk.count) - 1
-           << ": a hung task, or its node lost.\n"
-           << lost_work() << "pool::MpiPool: aborting the MPI job.\n";
-    mpi::write_all(report.str().c_str());
-    MPI_Abort(MPI_COMM_WORLD, 1);
-    _exit(1);
+    std::ostringstream why;
+    why << "pool::MpiPool: rank " << rank.rank << " answered nothing for "
+        << std::chrono::duration<double>(task_timeout_).count()
+        << " s (task_timeout) while running " << chunk_text(rank.in_flight.front())
+        << ": a hung task, or its node lost";
+    abort_job(why.str());
   }
 }
 
@@ -164,9 +169,7 @@ std::string MpiPoolCore::lost_work() const {
   bool any = false;
   for (const MpiRank& rank : ranks_) {
     for (const MpiInFlight& chunk : rank.in_flight) {
-      out << (any ? "," : "") << " " << chunk.job->name() << " items " << chunk.chunk.first_item
-          << "-" << chunk.chunk.first_item + static_cast<std::int64_t>(chunk.chunk.count) - 1
-          << " on rank " << rank.rank;
+      out << (any ? "," : "") << " " << chunk_text(chunk) << " on rank " << rank.rank;
       any = true;
     }
   }

@@ -240,6 +240,8 @@ class ProcessPoolCore final : public Driver {
   // job_table.cc
   void collect();
   void settle(LiveJob& job, std::exception_ptr error);
+  // Hands out no more of the job's chunks and settles it with `error`.
+  void stop_job(LiveJob& job, std::exception_ptr error);
   std::exception_ptr lowest_failure(LiveJob& job);
   // A TaskFailure a worker encoded in its result buffer.
   TaskFailure read_failure(std::uint32_t worker, std::uint64_t offset, std::uint64_t size) const;
@@ -250,8 +252,8 @@ class ProcessPoolCore final : public Driver {
   void fail_job_of_worker(std::uint32_t index, std::exception_ptr error, bool retryable = false);
   // For a death's message: how many times the worker's job has lost chunks, when it is retried.
   std::string attempts_note(std::uint32_t index);
-  // Sets up job slot `position` for `job`.
-  void install(std::uint64_t position, const JobDescriptor& job);
+  // Sets up the next job slot for live.job and hands the job to the workers; returns its position.
+  std::uint64_t publish(LiveJob live);
   // Posts the chunks of `job` that no attempt finished, as a job of their own taking over its
   // region and listener; false when no job slot is free yet.
   bool retry_lost_chunks(LiveJob& job);

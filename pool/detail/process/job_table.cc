@@ -46,22 +46,17 @@ std::uint64_t ProcessPoolCore::post(const JobDescriptor& job, std::uint64_t regi
   }
   if (job.record_offset != 0)
     std::memset(arena_.data() + job.record_offset, 0, job.n_chunks * sizeof(ChunkRecord));
-  const std::uint64_t position = posted_;
-  install(position, job);
   LiveJob live;
-  live.position = position;
   live.job = job;
   live.region = region;
   live.listener = std::move(listener);
   live.retry = retry;
-  live_.push_back(std::move(live));
-  control_->posted.store(++posted_, std::memory_order_seq_cst);
-  wake_workers();
-  retry_vacant_slots();
-  return position;
+  return publish(std::move(live));
 }
 
-void ProcessPoolCore::install(std::uint64_t position, const JobDescriptor& job) {
+std::uint64_t ProcessPoolCore::publish(LiveJob live) {
+  const std::uint64_t position = posted_;
+  const JobDescriptor& job = live.job;
   std::byte* base = arena_.data();
   if (job.log_offset != 0)
     std::memset(base + job.log_offset, 0, job.n_chunks * sizeof(std::uint32_t));
@@ -78,6 +73,12 @@ void ProcessPoolCore::install(std::uint64_t position, const JobDescriptor& job) 
   if (job.shared_out != 0) {
     init_chunk_shares(control_->shares_of(position), control_->workers, job.n_chunks);
   }
+  live.position = position;
+  live_.push_back(std::move(live));
+  control_->posted.store(++posted_, std::memory_order_seq_cst);
+  wake_workers();
+  retry_vacant_slots();
+  return position;
 }
 
 bool ProcessPoolCore::retry_lost_chunks(LiveJob& job) {
@@ -109,10 +110,7 @@ bool ProcessPoolCore::retry_lost_chunks(LiveJob& job) {
   retry.log_offset = job.retry.log_offset;
   retry.failure_offset = job.retry.failure_offset;
   retry.shared_out = 0;
-  const std::uint64_t position = posted_;
-  install(position, retry);
   LiveJob next;
-  next.position = position;
   next.job = retry;
   next.region = job.region;
   next.listener = std::move(job.listener);
@@ -121,10 +119,7 @@ bool ProcessPoolCore::retry_lost_chunks(LiveJob& job) {
   // The lost attempt hands everything over: nothing of it is settled, released or freed.
   job.region = 0;
   job.settled = true;
-  live_.push_back(std::move(next));
-  control_->posted.store(++posted_, std::memory_order_seq_cst);
-  wake_workers();
-  retry_vacant_slots();
+  publish(std::move(next));
   return true;
 }
 
@@ -146,9 +141,7 @@ ProcessPoolCore::LiveJob* ProcessPoolCore::find_job(std::uint64_t position) {
 void ProcessPoolCore::cancel(std::uint64_t position) {
   LiveJob* job = find_job(position);
   if (job == nullptr || job->settled) return;
-  job->failed = true;
-  control_->slot_of(position).cancelled.store(1, std::memory_order_seq_cst);
-  settle(*job, not_running("pool: the call was cancelled"));
+  stop_job(*job, not_running("pool: the call was cancelled"));
 }
 
 bool ProcessPoolCore::cancel_call(std::uint64_t position, Cancel how) {
@@ -160,9 +153,7 @@ bool ProcessPoolCore::cancel_call(std::uint64_t position, Cancel how) {
   const bool untouched = slot.entered.compare_exchange_strong(entered, kCancelledBeforeStart,
                                                               std::memory_order_seq_cst);
   if (!untouched && how != Cancel::kill_running) return false;
-  job->failed = true;
-  slot.cancelled.store(1, std::memory_order_seq_cst);
-  settle(*job, cancelled_error());
+  stop_job(*job, cancelled_error());
   if (!untouched) {
     for (std::uint32_t i = 0; i < workers_.size(); ++i) {
       const WorkerSlot& worker = control_->slots()[i];
@@ -187,10 +178,8 @@ void ProcessPoolCore::fail_job_of_worker(std::uint32_t index, std::exception_ptr
     if (!job->lost) job->lost = std::move(error);
     return;
   }
-  job->failed = true;
-  slot.cancelled.store(1, std::memory_order_seq_cst);
   // Reported at once; the job's memory stays until the other workers have left it.
-  settle(*job, std::move(error));
+  stop_job(*job, std::move(error));
 }
 
 bool ProcessPoolCore::all_workers_past(std::uint64_t position) {
@@ -226,6 +215,12 @@ std::exception_ptr ProcessPoolCore::lowest_failure(LiveJob& job) {
     lowest.add(read_failure(w, failures[w].offset, failures[w].size));
   }
   return lowest.error();
+}
+
+void ProcessPoolCore::stop_job(LiveJob& job, std::exception_ptr error) {
+  job.failed = true;
+  control_->slot_of(job.position).cancelled.store(1, std::memory_order_seq_cst);
+  settle(job, std::move(error));
 }
 
 void ProcessPoolCore::settle(LiveJob& job, std::exception_ptr error) {
@@ -335,10 +330,7 @@ void ProcessPoolCore::release_record(std::uint32_t worker) {
 
 void ProcessPoolCore::fail_everything(const std::exception_ptr& error) {
   for (LiveJob& job : live_) {
-    if (job.settled) continue;
-    job.failed = true;
-    control_->slot_of(job.position).cancelled.store(1, std::memory_order_seq_cst);
-    settle(job, error);
+    if (!job.settled) stop_job(job, error);
   }
 }
 

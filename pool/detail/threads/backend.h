@@ -52,9 +52,9 @@ class ThreadBackend {
     if constexpr (kBlocking) {
       if (n == 0) return state->succeed(std::vector<R>());
       using Fn = std::remove_reference_t<F>&;
+      // Nobody can cancel it: the caller waits on it.
       core_->submit(
           std::make_shared<ThreadMapJob<Fn, const Inputs&, R>>(f, inputs, n, chunksize, state));
-      // Nobody can cancel it: the caller waits on it.
     } else {
       using Owned =
           std::conditional_t<kOwnsItems, std::vector<std::ranges::range_value_t<const Inputs>>,
@@ -78,9 +78,13 @@ class ThreadBackend {
   template <bool kBlocking, class R, class G, bool kMove, class Tuple>
   void apply(Starred<G, kMove>&& f, Tuple arguments, CallInfo,
              const std::shared_ptr<AsyncState<R>>& state) {
-    submit_cancellable(std::make_shared<ThreadApplyJob<G, Tuple, R>>(std::forward<G>(f.function),
-                                                                     std::move(arguments), state),
-                       *state);
+    auto job = std::make_shared<ThreadApplyJob<G, Tuple, R>>(std::forward<G>(f.function),
+                                                             std::move(arguments), state);
+    if constexpr (kBlocking) {
+      core_->submit(std::move(job));  // nobody can cancel it: the caller waits on it
+    } else {
+      submit_cancellable(std::move(job), *state);
+    }
   }
 
   // The stream owns a copy of f, and the input when it is an rvalue.
