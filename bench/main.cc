@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bench/benchmarks.h"
+#include "bench/references.h"
 #include "examples/cli.h"
 #include "pool/cpus.h"
 
@@ -30,13 +31,13 @@ bench::Config parse(int argc, char** argv) {
       "workers", po::value<std::string>()->default_value(std::to_string(cpus)),
       "workers of the dispatch and result pools")(
       "dispatch-items", po::value<std::string>()->default_value("100000,1000000,10000000"),
-      "dispatch: comma-separated N")(
-      "dispatch-workers", po::value<std::string>()->default_value("1,2,4,8,16"),
-      "dispatch scaling: comma-separated pool sizes")(
+      "dispatch: comma-separated N")("dispatch-workers",
+                                     po::value<std::string>()->default_value("1,2,4,8,16"),
+                                     "dispatch scaling: comma-separated pool sizes")(
       "dispatch-scaling-items", po::value<std::string>()->default_value("1000000"),
       "dispatch scaling: N")("cold-items",
-                                     po::value<std::string>()->default_value("1000000,10000000"),
-                                     "first call on a fresh pool: comma-separated N squares")(
+                             po::value<std::string>()->default_value("1000000,10000000"),
+                             "first call on a fresh pool: comma-separated N squares")(
       "startup-workers", po::value<std::string>()->default_value("2,4"),
       "start-up: comma-separated pool sizes")("result-doubles",
                                               po::value<std::string>()->default_value("10000000"),
@@ -75,6 +76,7 @@ bench::Config parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == bench::kExitAtOnce) return 0;  // spawn_and_reap's
   if (argc == 5 && std::string(argv[1]) == "--cold-child") {
     return bench::run_cold_child(argv[2], std::atoll(argv[3]), std::atoi(argv[4]));
   }

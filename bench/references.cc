@@ -1,6 +1,7 @@
 #include "bench/references.h"
 
 #include <sched.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -11,6 +12,8 @@
 #include <csignal>
 #include <stdexcept>
 #include <system_error>
+
+extern char** environ;
 
 namespace bench {
 namespace {
@@ -78,6 +81,24 @@ void fork_and_reap(int children) {
     const pid_t pid = fork();
     if (pid < 0) fail("fork");
     if (pid == 0) _exit(0);
+    pids.push_back(pid);
+  }
+  for (pid_t pid : pids) {
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+void spawn_and_reap(int children) {
+  std::vector<pid_t> pids;
+  std::string program = "/proc/self/exe";
+  std::string flag = kExitAtOnce;
+  char* argv[] = {program.data(), flag.data(), nullptr};
+  for (int i = 0; i < children; ++i) {
+    pid_t pid = -1;
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, environ) != 0) {
+      fail("posix_spawn");
+    }
     pids.push_back(pid);
   }
   for (pid_t pid : pids) {

@@ -29,6 +29,12 @@ Timed in_child(const std::function<Timed()>& body);
 // shutdown can cost.
 void fork_and_reap(int children);
 
+// Starts `children` new executions of this program (posix_spawn of /proc/self/exe with
+// kExitAtOnce as its only argument: main returns at once) and reaps them: the least a spawned
+// pool's start-up and shutdown can cost.
+inline constexpr const char* kExitAtOnce = "--exit-at-once";
+void spawn_and_reap(int children);
+
 // `processes` processes (this one and children forked once) that take item indices one at a time
 // from one atomic counter in shared memory and write i * i into a shared array: the limit for
 // handing out single items through one shared cursor, as a pool with one cursor per call does.

@@ -104,6 +104,10 @@ void Example::parse(int argc, char** argv) {
       "tools/timeline FILE draws it)")(
       "stats", po::bool_switch(&stats_),
       "print each worker's busy %, the pool's efficiency and where the rest of the time went")(
+      "start", po::value<std::string>()->value_name("METHOD"),
+      "how the process backend starts its workers: fork, spawn (a new execution of this program "
+      "per worker) or forkserver (forks of one such execution); default: fork, or forkserver "
+      "once this process runs threads")(
       "task-timeout", po::value<std::string>()->value_name("SECONDS"),
       "a task (process) or a rank's chunk (mpi) running longer ends the call with a report: a "
       "hung task, or a lost node");
@@ -117,6 +121,18 @@ void Example::parse(int argc, char** argv) {
   if (flags_.count("task-timeout") != 0) {
     task_timeout_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::chrono::duration<double>(positive_number("task-timeout")));
+  }
+  if (flags_.count("start") != 0) {
+    const std::string start = text("start");
+    if (start == "fork") {
+      start_ = pool::Start::fork;
+    } else if (start == "spawn") {
+      start_ = pool::Start::spawn;
+    } else if (start == "forkserver") {
+      start_ = pool::Start::forkserver;
+    } else {
+      usage_error("--start must be fork, spawn or forkserver, not '" + start + "'");
+    }
   }
   const std::string backend = text("backend");
   if (backend == "process") {

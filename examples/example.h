@@ -12,7 +12,9 @@
 //
 // Common flags: --ncores N (default: the CPUs this process may use), --backend
 // process|gil|free|serial|mpi, --json, --progress (a progress bar on stderr), --pin (worker i
-// bound to the i-th allowed CPU; ignored by serial and mpi), --trace FILE (the
+// bound to the i-th allowed CPU; ignored by serial and mpi), --start fork|spawn|forkserver (how
+// the process backend starts its workers; default: fork, or the forkserver once threads run),
+// --trace FILE (the
 // pool's timeline as a Chrome trace, see pool/trace.h; tools/timeline draws it), --stats (busy %,
 // efficiency and lost time after the result) and --help. A bad value prints one line on stderr and
 // exits with status 2. With --backend mpi the program runs
@@ -141,6 +143,7 @@ class Example {
   bool pin_ = false;
   bool capture_output_ = false;
   std::chrono::nanoseconds task_timeout_{0};  // --task-timeout; zero: none
+  std::optional<pool::Start> start_;          // --start; unset: the pool's default
   bool needs_shared_memory_ = false;
   bool ncores_given_ = false;
   std::string trace_path_;
@@ -184,6 +187,7 @@ Outcome Example::on_chosen_pool(Body& body) {
       options.trace = new_trace();
       options.pin_workers = pin_;
       options.capture_output = capture_output_;
+      options.start = start_;
       pool::ProcessPool workers(ncores_, std::move(options));
       return body(workers);
     }

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace pool {
@@ -24,6 +25,13 @@ class CpuPinning {
  public:
   CpuPinning() = default;  // pins nothing
   static CpuPinning for_this_process();
+  // The pinning a pool sent to a worker that is not its fork.
+  static CpuPinning of(std::vector<int> cpus) {
+    CpuPinning pinning;
+    pinning.cpus_ = std::move(cpus);
+    return pinning;
+  }
+  const std::vector<int>& cpus() const { return cpus_; }
 
   bool on() const { return !cpus_.empty(); }
   int cpu_of(int worker) const { return cpus_[static_cast<std::size_t>(worker) % cpus_.size()]; }

@@ -9,6 +9,7 @@ namespace {
 
 detail::CoreOptions core_options(const ProcessPoolOptions& options) {
   detail::CoreOptions core;
+  core.start = options.start;
   core.allow_fork_with_threads = options.allow_fork_with_threads;
   core.initializer = options.initializer;
   core.maxtasksperchild = options.maxtasksperchild;
@@ -31,6 +32,8 @@ ProcessPool::ProcessPool(int ncores, ProcessPoolOptions options)
     : BasicPool(detail::ProcessBackend(
                     std::make_unique<detail::ProcessPoolCore>(ncores, core_options(options))),
                 options.progress) {}
+
+Start ProcessPool::start_method() const { return backend().core().start_method(); }
 
 ProcessPool::~ProcessPool() = default;
 ProcessPool::ProcessPool(ProcessPool&&) noexcept = default;

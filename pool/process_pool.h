@@ -4,13 +4,20 @@
 //   std::vector<double> roots = workers.map([](int x) { return std::sqrt(x); }, pool::range(1000));
 //
 // Contract
-// - Workers are forked once, in the constructor, and replaced when one dies or has run
-//   maxtasksperchild chunks. Create the pool before the process starts threads: fork() copies
-//   only the calling thread, and any mutex another thread held stays locked forever in the
-//   workers. The constructor refuses to fork when other threads exist, unless
-//   ProcessPoolOptions::allow_fork_with_threads is set, and so does every replacement: a process
-//   that started threads later (a thread pool, OpenMP) keeps its pool's running workers but gets
-//   no replacements until the threads are gone.
+// - Workers are started once, in the constructor, and replaced when one dies or has run
+//   maxtasksperchild chunks, by the pool's start method (ProcessPoolOptions::start):
+//   Start::fork copies the caller, so it is only safe while the caller runs one thread: fork()
+//   copies only the calling thread, and any mutex another thread held stays locked forever in the
+//   workers. Start::spawn and Start::forkserver start workers from a fresh execution of the
+//   program, safe at any time. Left unset, the pool forks while the caller runs one thread and
+//   uses the forkserver otherwise. An explicit Start::fork with other threads running is refused
+//   (std::logic_error), unless ProcessPoolOptions::allow_fork_with_threads is set, and so is
+//   every forked replacement: a process that started threads later keeps its pool's running
+//   workers but gets no replacements until the threads are gone.
+// - Spawned and forkserver workers share no memory with the caller: tasks see the program's
+//   globals as they are before main, the initializer must be a plain function (void(*)()), and
+//   a task function that is a function pointer is found by its module and offset, so it must lie
+//   in the program or a library it links (not one loaded with dlopen after the start).
 // - A replacement that cannot be started (fork refused for lack of memory or processes, threads
 //   running, a start-up longer than start_timeout) is tried again while calls need workers, after
 //   50 ms, then twice as long each time up to 1 s. Meanwhile the pool runs on the workers it has
@@ -21,7 +28,8 @@
 //   process, so its state is copied there: it must be trivially copyable (a lambda capturing
 //   numbers by value) or serializable with cereal (a struct with serialize()). Do not capture by
 //   reference or hold pointers: they would point into the worker's copy of the parent's memory as
-//   it was when the worker was forked. Arguments and results follow the same rule.
+//   it was when the worker was forked, or into nothing at all in a spawned worker. Arguments and
+//   results follow the same rule.
 // - Work proceeds in the workers on its own; the parent notices finished work, runs callbacks and
 //   replaces dead workers whenever the pool's thread calls into the pool or waits on one of its
 //   results or streams. There is no background thread in the parent.
@@ -50,19 +58,27 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "pool/basic_pool.h"
 #include "pool/detail/process/backend.h"
+#include "pool/start_method.h"
 #include "pool/trace.h"
 
 namespace pool {
 
 struct ProcessPoolOptions {
+  // How workers are started (see pool/start_method.h); unset: Start::fork while this process
+  // runs one thread, Start::forkserver once it runs more.
+  std::optional<Start> start{};
   // Fork even though other threads run; only safe if no thread holds a lock a task will need
-  // (malloc's are handled by glibc, but a logger's or an I/O library's are not).
+  // (malloc's are handled by glibc, but a logger's or an I/O library's are not). Unset start
+  // then means Start::fork.
   bool allow_fork_with_threads = false;
-  // Runs once in every worker right after it is forked (Python's initializer + initargs: capture
-  // the arguments). It runs in a fork, so it may use anything the parent had. If it throws, the
+  // Runs once in every worker right after it is started (Python's initializer + initargs: capture
+  // the arguments). With Start::fork it may use anything the parent had; with spawn and
+  // forkserver it must hold a plain function (void(*)(); `+[] { ... }` turns a lambda without
+  // captures into one), or the constructor throws std::invalid_argument. If it throws, the
   // constructor (or the call during which a replacement failed) throws InitializerError, and the
   // pool stops: no worker that cannot start is started again and again.
   std::function<void()> initializer{};
@@ -111,6 +127,8 @@ class ProcessPool : public BasicPool<detail::ProcessBackend> {
   ~ProcessPool();
   ProcessPool(ProcessPool&&) noexcept;
   ProcessPool& operator=(ProcessPool&&) noexcept;
+  // How this pool starts its workers: ProcessPoolOptions::start, or what an unset one chose.
+  Start start_method() const;
   // size() is the number of worker processes running (or starting): fewer than asked for while
   // a dead worker's replacement cannot be started (see "Contract"), 0 once none can be.
 };

@@ -70,6 +70,30 @@ check SigtermSaysWhatWasLost grep -qx "slow_series: interrupted by Terminated; t
 check SigtermPrintsNoResult bash -c '! grep -q "sum =" "$0"' "$tmp/term.out"
 sleep 0.1
 check SigtermLeavesNoWorker bash -c '! pgrep -f "slow_series --n 10000000000[0]" >/dev/null'
+
+# --start: the same sum by every start method; SIGTERM mid-map leaves no process (spawned workers
+# and the forkserver carry only the program's name: a link of its own tells them apart).
+processes_named() {  # how many processes run the program at path $1 (this script is not one)
+  pgrep -fc "^$1( |\$)"
+}
+for start in spawn forkserver; do
+  started=$($bin --n 1000000 --ncores 2 --start $start)
+  check "StartBy${start}GivesTheSameSum" grep -qE '^sum = 11\.01565184987' <<<"$started"
+  ln -sf "$(realpath $bin)" "$tmp/series_by_$start"
+  "$tmp/series_by_$start" --n 100000000000 --ncores 2 --start $start >/dev/null 2>"$tmp/term.$start.err" &
+  pid=$!
+  sleep 1
+  check "${start}WorkersRun" test "$(processes_named "$tmp/series_by_$start")" -ge 3
+  kill -TERM $pid
+  wait $pid
+  status=$?
+  check "SigtermExitsWith143By${start}" test "$status" -eq 143
+  sleep 0.2
+  check "SigtermLeavesNoProcessBy${start}" test "$(processes_named "$tmp/series_by_$start")" -eq 0
+done
+$bin --start vfork >/dev/null 2>"$tmp/start.err"
+check BadStartMethodIsAUsageError test $? -eq 2
+check BadStartMethodSaysWhy grep -q "^slow_series: error: --start must be fork, spawn or forkserver" "$tmp/start.err"
 set +m
 
 finish

@@ -13,6 +13,8 @@ namespace pool::testing {
 
 // Pids of this process's children, zombies included.
 std::vector<pid_t> child_processes();
+// This process's forkserver (Start::forkserver), or -1 when none runs.
+pid_t forkserver_process();
 // Pools once named their segments "cpp-pool-<creator pid>-..." in /dev/shm; nothing they make has a
 // name now (memfd), and the check stays so that a name coming back is caught.
 inline constexpr const char* kSegmentPrefix = "cpp-pool-";

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -205,6 +207,23 @@ std::shared_ptr<pool::Trace> traced_map() {
   EXPECT_FALSE(trace->complete());
   EXPECT_TRUE(trace->spans().empty());
   return trace;
+}
+
+// Rank 0 has called MPI_Init, whose library starts threads of its own (Open MPI's PMIx and
+// progress threads): a ProcessPool made now picks a start method that does not fork this process.
+TEST(ProcessPoolAfterMpiInit, StartsWorkersThatAreNotForksAndMaps) {
+  const auto threads = std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                                     std::filesystem::directory_iterator());
+  pool::ProcessPool workers(2);
+  EXPECT_EQ(workers.start_method(), threads > 1 ? pool::Start::forkserver : pool::Start::fork)
+      << threads << " threads";
+  EXPECT_EQ(workers.map([](long x) { return x * x; }, pool::range(0L, 5L)),
+            (std::vector<long>{0, 1, 4, 9, 16}));
+  pool::ProcessPoolOptions spawned;
+  spawned.start = pool::Start::spawn;
+  pool::ProcessPool spawned_workers(2, spawned);
+  EXPECT_EQ(spawned_workers.map([](long x) { return x + 1; }, pool::range(0L, 3L)),
+            (std::vector<long>{1, 2, 3}));
 }
 
 TEST(MpiPoolTrace, RecordsEveryChunkOnceWithItsItems) {

@@ -165,14 +165,18 @@ TEST_F(ProcessPoolFailure, RejectsFewerThanOneWorker) {
   EXPECT_THROW(pool::ProcessPool(-3), std::invalid_argument);
 }
 
-TEST_F(ProcessPoolFailure, RefusesToForkWhileOtherThreadsRunUnlessAllowed) {
+TEST_F(ProcessPoolFailure, RefusesAnExplicitForkWhileOtherThreadsRunUnlessAllowed) {
   std::atomic<bool> stop{false};
   std::thread busy([&] {
     while (!stop) std::this_thread::yield();
   });
-  EXPECT_THROW(pool::ProcessPool(2), std::logic_error);
+  EXPECT_THROW(pool::ProcessPool(2, pool::ProcessPoolOptions{.start = pool::Start::fork}),
+               std::logic_error);
+  EXPECT_EQ(pool::ProcessPool(2).start_method(), pool::Start::forkserver)
+      << "left unset, the start method is one that does not fork this process";
   {
     pool::ProcessPool workers(2, pool::ProcessPoolOptions{.allow_fork_with_threads = true});
+    EXPECT_EQ(workers.start_method(), pool::Start::fork);
     EXPECT_EQ(workers.map([](int x) { return x * x; }, pool::range(0, 3)),
               (std::vector<int>{0, 1, 4}));
   }

@@ -157,7 +157,7 @@ class CapturedStderr {
 
 template <class P>
 P make_pool(int ncores, bool progress) {
-  if constexpr (std::is_same_v<P, pool::ProcessPool>) {
+  if constexpr (std::is_base_of_v<pool::ProcessPool, P>) {
     pool::ProcessPoolOptions options;
     options.progress = progress;
     return P(ncores, options);
@@ -177,7 +177,7 @@ const std::regex kFinalLine(
 
 template <class P>
 class ProgressOption : public pool::testing::NoLeftoversTest {};
-TYPED_TEST_SUITE(ProgressOption, pool::testing::AllPools, pool::testing::PoolName);
+TYPED_TEST_SUITE(ProgressOption, pool::testing::EveryLocalPool, pool::testing::PoolName);
 
 TYPED_TEST(ProgressOption, EveryMapCallEndsWithACompleteLine) {
   CapturedStderr captured;

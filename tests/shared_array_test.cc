@@ -19,7 +19,7 @@
 
 namespace {
 
-using pool::testing::AllPools;
+using pool::testing::EveryLocalPool;
 using pool::testing::PoolName;
 
 static_assert(std::is_trivially_copyable_v<pool::SharedSpan<double>>,
@@ -46,7 +46,7 @@ int open_shared_array_descriptors() {
 
 template <class P>
 class SharedArrayOnEveryPool : public pool::testing::NoLeftoversTest {};
-TYPED_TEST_SUITE(SharedArrayOnEveryPool, AllPools, PoolName);
+TYPED_TEST_SUITE(SharedArrayOnEveryPool, EveryLocalPool, PoolName);
 
 TYPED_TEST(SharedArrayOnEveryPool, WorkersWriteElementsTheCallerReads) {
   TypeParam workers(2);

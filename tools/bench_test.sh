@@ -40,7 +40,7 @@ check DispatchScalingRowPerPoolSizeAndChunksize test "$(rows "$out" 'dispatch x*
 check RecyclingByMemoryRow test "$(rows "$out" 'dispatch x*x, chunksize 1, N=10^4: max_memory_per_child / maxtasksperchild' | wc -l)" -eq 1
 check FunctionRowsPerSize test "$(rows "$out" 'dispatch x*x as a plain function' | wc -l)" -eq 4
 check LinearityRowPerChunksize test "$(rows "$out" 'dispatch, ' | grep -c 'slowest / fastest')" -eq 2
-check StartupRowsFor2And4Workers test "$(rows "$out" 'start-up + map of 10 + shutdown, ' | wc -l)" -eq 2
+check StartupRowsPerStartMethodFor2And4Workers test "$(rows "$out" 'start-up + map of 10 + shutdown, ' | wc -l)" -eq 6
 check ResultRowsForDoublesAndStrings test "$(rows "$out" 'map returning 10^' | grep -c 'time / memcpy')" -eq 2
 check ColdRowsPerSizeTwiceAndOneForStrings test "$(rows "$out" 'first map of' | wc -l)" -eq 3
 check FreshProcessStartupRowsFor2And4Workers test "$(rows "$out" 'start-up + map of 10 + shutdown in a fresh' | wc -l)" -eq 2
@@ -68,7 +68,7 @@ check BadRepetitionsSayWhy grep -q 'must be a whole number >= 1' "$tmp/err2"
 
 compared=$(tools/compare_python --quick --bin "$bin" --workers 2 --repetitions 1 2>"$tmp/err3")
 check ComparePythonExitsWith0 test $? -eq 0
-check ComparePythonHasSixWorkloads test "$(grep -cE '^\| (slow series|map x\*x|start-up|first map|sleep map)' <<<"$compared")" -eq 6
+check ComparePythonHasEightWorkloads test "$(grep -cE '^\| (slow series|map x\*x|start-up|first map|sleep map)' <<<"$compared")" -eq 8
 check ComparePythonNamesDebiansPython grep -qE '^\| workload \| Python 3\.[0-9]+\.[0-9]+ \| ours \| ratio \| target \|$' <<<"$compared"
 check ComparePythonRatiosArePositive bash -c '! grep -E "^\| (slow|map|start|sleep)" <<<"$0" | awk -F " [|] " "{ if (\$4 + 0 <= 0) bad = 1 } END { exit !bad }"' "$compared"
 tools/compare_python --python /nonexistent/python3 --bin "$bin" >/dev/null 2>"$tmp/err4"

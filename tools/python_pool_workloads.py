@@ -65,8 +65,9 @@ def slow_series(workers, n):
     return total
 
 
-def startup(workers):
-    with multiprocessing.Pool(workers) as pool:
+def startup(workers, method=None):
+    context = multiprocessing.get_context(method)
+    with context.Pool(workers) as pool:
         pool.map(square, range(10))
         pool.close()
         pool.join()
@@ -110,6 +111,11 @@ def main():
     result["single_items_per_second"] = args.single_items / single
     result["chunked_items_per_second"] = args.chunked_items / chunked
     result["startup_seconds"] = timed(lambda: startup(args.workers), max(reps, 10))
+    # Python's other start methods; the forkserver is started by a first pool, off the clock.
+    startup(args.workers, "forkserver")
+    result["startup_seconds_by_method"] = {
+        method: timed(lambda: startup(args.workers, method), max(reps, 5))
+        for method in ("spawn", "forkserver")}
     result["first_map_seconds"] = {
         n: statistics.median(first_map(args.workers, int(n)) for _ in range(reps))
         for n in args.cold_items.split(",")}

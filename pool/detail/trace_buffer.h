@@ -63,6 +63,17 @@ class TraceBuffer {
       : header_(new (memory) TraceHeader), events_(reinterpret_cast<TraceEvent*>(header_ + 1)) {
     header_->capacity = capacity;
   }
+  // The buffer that another process set up in `memory` (shared), as it is: a worker that is not
+  // a fork of its pool (bootstrap.h) records into it after its dead predecessor's events.
+  static TraceBuffer attach(void* memory) {
+    TraceBuffer buffer;
+    buffer.header_ = static_cast<TraceHeader*>(memory);
+    buffer.events_ = reinterpret_cast<TraceEvent*>(buffer.header_ + 1);
+    return buffer;
+  }
+  // Its header: where attach() finds it.
+  const void* memory() const { return header_; }
+  std::uint64_t capacity() const { return header_->capacity; }
 
   void record(TraceKind kind, std::int64_t start_ns, std::int64_t end_ns, std::int64_t job,
               std::int64_t chunk, std::int64_t first_item, std::uint64_t items) {

@@ -151,7 +151,8 @@ template <class F, class Item, bool kLazyRange>
 void run_map_job(WorkerContext& context, std::uint64_t chunk) {
   using Result = std::decay_t<std::invoke_result_t<F&, Item&>>;
   const JobDescriptor& job = context.job();
-  DecodedFunction<F> decoded(context.arena() + job.function_offset, job.function_size);
+  JobFunction<F> decoded(context, job.function_offset, job.function_size, chunk);
+  if (!decoded.ok()) return;
   F& function = decoded.get();
   run_chunks(
       context, chunk,
@@ -169,8 +170,10 @@ void run_map_job(WorkerContext& context, std::uint64_t chunk) {
 template <class F, class Item, bool kLazyRange, class Op, class T>
 void run_reduce_job(WorkerContext& context, std::uint64_t chunk) {
   const JobDescriptor& job = context.job();
-  DecodedFunction<F> decoded(context.arena() + job.function_offset, job.function_size);
-  DecodedFunction<Op> decoded_op(context.arena() + job.op_offset, job.op_size);
+  JobFunction<F> decoded(context, job.function_offset, job.function_size, chunk);
+  if (!decoded.ok()) return;
+  JobFunction<Op> decoded_op(context, job.op_offset, job.op_size, chunk);
+  if (!decoded_op.ok()) return;
   const T init = Decoder<T>(context.arena() + job.init_offset, job.init_size).next();
   F& function = decoded.get();
   Op& op = decoded_op.get();

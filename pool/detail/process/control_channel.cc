@@ -28,7 +28,7 @@ bool ProcessPoolCore::on_message(std::uint32_t index, pid_t pid, const Message* 
   if (!worker.alive || worker.pid != pid) return false;  // a closed channel of a reaped worker
   if (message == nullptr) {
     // EOF: the worker is exiting; it is a zombie within moments.
-    on_exit(index, reap(worker.pid, kExitGrace));
+    on_exit(index, reap_worker(worker.pid, kExitGrace));
     return false;
   }
   handle_message(index, *message);
@@ -39,8 +39,7 @@ void ProcessPoolCore::reap_exited() {
   for (std::uint32_t i = 0; i < workers_.size(); ++i) {
     Worker& worker = workers_[i];
     if (!worker.alive) continue;
-    int status = 0;
-    if (::waitpid(worker.pid, &status, WNOHANG) == worker.pid) on_exit(i, status);
+    if (const std::optional<int> status = try_reap_worker(worker.pid)) on_exit(i, *status);
   }
 }
 

@@ -9,9 +9,11 @@
 #include <string>
 #include <utility>
 
+#include "pool/detail/exception_text.h"
 #include "pool/detail/memory_limits.h"
 #include "pool/detail/output_capture.h"
 #include "pool/detail/process/event_loop.h"
+#include "pool/detail/process/forkserver.h"
 #include "pool/detail/process/os.h"
 #include "pool/detail/process/pulled_results.h"
 #include "pool/errors.h"
@@ -45,17 +47,25 @@ ProcessPoolCore::ProcessPoolCore(int workers, CoreOptions options)
     throw std::invalid_argument("pool: start_timeout must not be negative");
   }
   oom_kills_seen_ = oom_kill_count();
-  if (!options_.allow_fork_with_threads) {
-    const int threads = settled_thread_count();
-    if (threads > 1) {
-      throw std::logic_error(
-          "pool: this process already runs " + std::to_string(threads) +
-          " threads; fork() would copy their locked mutexes into the workers. Create the "
-          "ProcessPool before starting threads, or set "
-          "ProcessPoolOptions::allow_fork_with_threads if the threads hold no locks the tasks "
-          "need");
-    }
+  const int threads = options_.allow_fork_with_threads ? 1 : settled_thread_count();
+  start_ = options_.start.value_or(threads > 1 ? Start::forkserver : Start::fork);
+  if (start_ == Start::fork && threads > 1) {
+    throw std::logic_error(
+        "pool: this process already runs " + std::to_string(threads) +
+        " threads; fork() would copy their locked mutexes into the workers. Use Start::spawn or "
+        "Start::forkserver (or leave ProcessPoolOptions::start unset), create the pool before "
+        "starting threads, or set ProcessPoolOptions::allow_fork_with_threads if the threads "
+        "hold no locks the tasks need");
   }
+  if (start_ != Start::fork && options_.initializer &&
+      options_.initializer.target<void (*)()>() == nullptr) {
+    throw std::invalid_argument(
+        "pool: with Start::" + std::string(to_string(start_)) +
+        " the workers are new executions of the program, and the initializer must be a plain "
+        "function (void(*)(); `+[] { ... }` makes one of a lambda without captures), not a " +
+        demangle(options_.initializer.target_type().name()));
+  }
+  if (start_ == Start::forkserver) forkserver_ = std::make_unique<ForkserverConnection>();
   const auto count = static_cast<std::size_t>(workers);
   control_segment_ = SharedSegment::create(round_to_pages(ControlBlock::bytes_for(count)));
   control_ = new (control_segment_.data()) ControlBlock;
@@ -129,13 +139,13 @@ void ProcessPoolCore::stop_workers(bool kill_now) {
   // EOF on its socket tells an idle worker to exit; one stuck in a task is killed after a grace.
   for (std::uint32_t i = 0; i < workers_.size(); ++i) {
     if (!workers_[i].alive) continue;
-    if (kill_now) ::kill(workers_[i].pid, SIGKILL);
+    if (kill_now) kill_worker(workers_[i].pid);
     close_channel(i);
   }
   for (std::uint32_t i = 0; i < workers_.size(); ++i) {
     Worker& worker = workers_[i];
     if (worker.alive) {
-      reap(worker.pid, kill_now ? std::chrono::milliseconds(0) : kExitGrace);
+      reap_worker(worker.pid, kill_now ? std::chrono::milliseconds(0) : kExitGrace);
       worker.alive = false;
       if (trace_) trace_->worker_ended(static_cast<int>(i), monotonic_now_ns());
     }

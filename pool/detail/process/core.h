@@ -38,10 +38,12 @@
 #include "pool/detail/process/worker_context.h"
 #include "pool/detail/task_failure.h"
 #include "pool/detail/trace_session.h"
+#include "pool/start_method.h"
 
 namespace pool::detail {
 
 class EventLoop;
+class ForkserverConnection;
 struct Message;
 
 // Results are pulled from the workers' memory only for calls and chunks at least this large;
@@ -52,6 +54,7 @@ inline constexpr std::size_t kPullChunkBytes = std::size_t{64} << 10;
 inline constexpr std::size_t kPullStagingBytes = std::size_t{256} << 10;
 
 struct CoreOptions {
+  std::optional<Start> start;  // unset: fork while one thread runs, else the forkserver
   bool allow_fork_with_threads = false;
   int retries = 0;  // times a chunk lost with its worker is run again, unless a call says
   bool capture_output = false;  // workers' lines prefixed and never mixed (output_capture.h)
@@ -97,6 +100,9 @@ class ProcessPoolCore final : public Driver {
   ~ProcessPoolCore() override;
   ProcessPoolCore(const ProcessPoolCore&) = delete;
   ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
+
+  // How the workers are started.
+  Start start_method() const { return start_; }
 
   // Worker slots: the pool's size as asked for. Job layouts keep one entry per slot.
   int size() const { return static_cast<int>(workers_.size()); }
@@ -200,9 +206,18 @@ class ProcessPoolCore final : public Driver {
   };
 
   // spawn.cc
-  // Forks the worker of slot `index`; throws std::system_error when fork() fails and
-  // std::logic_error when other threads run (unless allowed).
+  // Starts the worker of slot `index` by the pool's start method; throws std::system_error when
+  // the system refuses and std::logic_error when a fork would copy other threads (unless allowed).
   void spawn(std::uint32_t index);
+  // A worker that is not a fork: its process, then what it needs sent over `fd`.
+  pid_t start_unforked(std::uint32_t index, int worker_end);
+  // The bookkeeping of a worker just started, serving on `parent_end`.
+  void started(std::uint32_t index, int parent_end, pid_t pid);
+  void send_bootstrap_to(std::uint32_t index, int parent_end, std::int64_t startup_ns);
+  // A worker's process, whoever its parent is (this process, or the forkserver).
+  void kill_worker(pid_t pid);
+  int reap_worker(pid_t pid, std::chrono::milliseconds grace);
+  std::optional<int> try_reap_worker(pid_t pid);
   // spawn() for a replacement: a failure leaves the slot vacant, to be tried again with a
   // back-off, and breaks the pool when no worker is left after kMaxStartTries.
   void replace(std::uint32_t index);
@@ -269,7 +284,9 @@ class ProcessPoolCore final : public Driver {
 
   pid_t owner_;
   std::thread::id owner_thread_;
-  std::int64_t started_ns_;  // CLOCK_MONOTONIC, at construction
+  Start start_ = Start::fork;
+  std::unique_ptr<ForkserverConnection> forkserver_;  // Start::forkserver only
+  std::int64_t started_ns_;                           // CLOCK_MONOTONIC, at construction
   bool constructed_ = false;
   bool pulls_results_ = false;
   int start_failures_ = 0;  // failed starts since a worker last started

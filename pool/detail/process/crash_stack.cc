@@ -16,6 +16,7 @@ namespace {
 constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 
 WorkerSlot* g_slot = nullptr;
+const CodeMap* g_code_map = nullptr;
 // Touched only by a crash; large enough for the unwinder and the handler.
 alignas(16) char g_crash_stack[64 * 1024];
 
@@ -23,6 +24,11 @@ void on_crash(int signal) {
   // Skips this handler and the kernel's signal trampoline.
   const std::size_t count =
       boost::stacktrace::safe_dump_to(2, g_slot->crash_stack, sizeof(g_slot->crash_stack));
+  if (g_code_map != nullptr) {
+    for (std::size_t i = 0; i < count && i < kMaxCrashFrames; ++i) {
+      g_slot->crash_stack[i] = g_code_map->to_parent(g_slot->crash_stack[i]);
+    }
+  }
   g_slot->crash_frames.store(static_cast<std::uint32_t>(count), std::memory_order_release);
   // The default action, from here: returning would re-run a faulting instruction, but not a
   // raise() or an abort() that returned.
@@ -39,8 +45,9 @@ bool is_crash_signal(int signal) {
 
 }  // namespace
 
-void record_crash_stacks(WorkerSlot* slot) {
+void record_crash_stacks(WorkerSlot* slot, const CodeMap* code_map) {
   g_slot = slot;
+  g_code_map = code_map;
   slot->crash_frames.store(0, std::memory_order_relaxed);
   stack_t alternate{};
   alternate.ss_sp = g_crash_stack;

@@ -11,11 +11,14 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
 #include "pool/detail/chunking.h"
+#include "pool/detail/function_identity.h"
 #include "pool/detail/memory_limits.h"
 #include "pool/detail/process/core.h"
 #include "pool/detail/process/protocol.h"
@@ -65,11 +68,12 @@ class JobBuilder {
 
   template <class F>
   void function(const F& f) {
-    function_ = encode_one<F>(f);
+    function_ = encode_function(f);
+    task_type_ = typeid(F).name();
   }
   template <class Op, class T>
   void reduction(const Op& op, const T& init) {
-    op_ = encode_one<Op>(op);
+    op_ = encode_function(op);
     init_ = encode_one<T>(init);
   }
   void range_first(std::int64_t first) { job_.range_first = first; }
@@ -167,6 +171,10 @@ class JobBuilder {
     ArenaLayout layout(what);
     layout.add(0, 64);
     const std::uint64_t function_at = layout.add(function_.size(), 16);
+    // Only workers that are not forks may need it.
+    const std::string_view task_type =
+        core_.start_method() != Start::fork ? std::string_view(task_type_) : std::string_view();
+    const std::uint64_t task_type_at = layout.add(task_type.size(), 1);
     const std::uint64_t op_at = op_.empty() ? 0 : layout.add(op_.size(), 16);
     const std::uint64_t init_at = init_.empty() ? 0 : layout.add(init_.size(), 16);
     const std::uint64_t index_at =
@@ -218,6 +226,11 @@ class JobBuilder {
     job_.function_offset = region + function_at;
     job_.function_size = function_.size();
     std::memcpy(base + function_at, function_.data(), function_.size());
+    if (!task_type.empty()) {
+      job_.task_type_offset = region + task_type_at;
+      job_.task_type_size = task_type.size();
+      std::memcpy(base + task_type_at, task_type.data(), task_type.size());
+    }
     if (!op_.empty()) {
       job_.op_offset = region + op_at;
       job_.op_size = op_.size();
@@ -249,11 +262,22 @@ class JobBuilder {
   }
 
  private:
+  // A function pointer travels as its address to a fork, as its module and offset to any other
+  // worker (JobFunction decodes either).
+  template <class F>
+  std::string encode_function(const F& f) const {
+    if constexpr (kCarriesCodeAddress<F>) {
+      if (core_.start_method() != Start::fork) return encode_task(f);
+    }
+    return encode_one<F>(f);
+  }
+
   ProcessPoolCore& core_;
   const char* call_;
   std::string what_;  // the call and its sizes, for std::length_error
   JobDescriptor job_;
   std::string function_, op_, init_, arguments_;
+  const char* task_type_ = "";
   std::vector<std::uint64_t> argument_ends_;
   bool has_arguments_ = false;
   std::uint64_t result_bytes_ = 0;    // in the region: trivially copyable results only

@@ -15,12 +15,23 @@ enum class MessageType : std::uint32_t {
   kWake = 1,      // new jobs are posted
   kMapArena = 2,  // memfd, a = size: map it as the new arena, then ack with kMapped
   kMapSpill = 3,  // memfd, a = size: move your result buffer into it, then ack
+  // A worker that is not a fork (bootstrap.h): a = bytes of the encoded Bootstrap that follow,
+  // b = segments, each then passed with a kSegment (a = its size; 0: none, no descriptor).
+  kBootstrap = 4,
+  kSegment = 5,
+  // program -> forkserver (forkserver.h): a pool's connection, passed with the message
+  kConnect = 6,
+  // pool -> forkserver: fork a worker serving on the passed socket
+  kForkWorker = 7,
   // worker -> parent
   kProgress = 16,    // a job the sleeping parent may wait for moved on
   kReady = 17,       // the initializer ran
   kInitFailed = 18,  // a = offset, b = size of the encoded failure in the result buffer
   kNeedSpill = 19,   // a = bytes the result buffer must hold
   kMapped = 20,      // the last kMapArena / kMapSpill is mapped
+  // forkserver -> pool
+  kForked = 21,  // a = the worker's pid, passed with its pidfd; or a = 0, b = fork's errno
+  kExited = 22,  // a = pid, b = its wait status
 };
 
 struct Message {

@@ -26,8 +26,8 @@ inline constexpr std::size_t kJobSlots = 256;
 // absent (the arena's allocator header sits at offset 0).
 struct JobDescriptor {
   // Runs the job's chunks in a worker, starting with `first_chunk`, already taken. An
-  // instantiation of a job template; its address is valid in every worker because workers are
-  // forks of the parent.
+  // instantiation of a job template, at its address in the parent: valid as it is in a fork,
+  // translated by a worker that is not one (code_map.h).
   void (*runner)(WorkerContext&, std::uint64_t first_chunk) = nullptr;
   std::uint64_t n_items = 0;
   std::uint64_t chunksize = 1;
@@ -55,6 +55,10 @@ struct JobDescriptor {
   // A retry of lost chunks: n_chunks entries (std::uint32_t) naming the original chunks to run,
   // which keep their numbers (their inputs, result slots, records and log entries).
   std::uint64_t chunk_map_offset = 0;
+  // Workers that are not forks (Start::spawn, forkserver): the task function's typeid name, for
+  // the error when a worker lacks the runner's code.
+  std::uint64_t task_type_offset = 0;
+  std::uint64_t task_type_size = 0;
 };
 
 // A completion log entry: chunk + 1, with this bit when the chunk's task threw.

@@ -1,8 +1,10 @@
-// Starting workers: the fork itself, and replacements that are tried again with a back-off when
-// they cannot be started.
+// Starting workers by the pool's start method (a fork; a new execution of the program; a fork of
+// the forkserver, with what it needs sent over its socket), and replacements that are tried again
+// with a back-off when they cannot be started.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,8 +15,10 @@
 #include <system_error>
 #include <utility>
 
+#include "pool/detail/process/bootstrap.h"
 #include "pool/detail/process/core.h"
 #include "pool/detail/process/event_loop.h"
+#include "pool/detail/process/forkserver.h"
 #include "pool/detail/process/os.h"
 #include "pool/detail/process/worker_main.h"
 #include "pool/errors.h"
@@ -32,7 +36,7 @@ constexpr int kMaxStartTries = 8;
 
 void ProcessPoolCore::spawn(std::uint32_t index) {
   // The constructor checked already; threads started since would deadlock a worker the same way.
-  if (constructed_ && !options_.allow_fork_with_threads) {
+  if (start_ == Start::fork && constructed_ && !options_.allow_fork_with_threads) {
     const int threads = settled_thread_count();
     if (threads > 1) {
       throw std::logic_error("this process now runs " + std::to_string(threads) +
@@ -55,6 +59,21 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   // The first workers' start-up is the pool's; a replacement's starts now.
   const bool first = workers_[index].pid < 0;
   const std::int64_t startup_ns = first ? started_ns_ : monotonic_now_ns();
+  if (start_ != Start::fork) {
+    pid_t pid = -1;
+    try {
+      pid = start_unforked(index, fds[1]);
+    } catch (...) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      throw;
+    }
+    ::close(fds[1]);
+    remember_parent_end(fds[0]);
+    // A worker gone already shows as EOF on its socket.
+    send_bootstrap_to(index, fds[0], startup_ns);
+    return started(index, fds[0], pid);
+  }
   // Flushed now, or each worker would print the parent's buffered output again when it exits.
   std::fflush(nullptr);
   const pid_t pid = ::fork();
@@ -90,6 +109,10 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   }
   ::close(fds[1]);
   remember_parent_end(fds[0]);
+  started(index, fds[0], pid);
+}
+
+void ProcessPoolCore::started(std::uint32_t index, int parent_end, pid_t pid) {
   Worker& worker = workers_[index];
   worker.pid = pid;
   worker.alive = true;
@@ -100,7 +123,55 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   worker.start_timed_out = false;
   if (!worker.starting) ++starting_;
   worker.starting = true;
-  loop_->open(index, fds[0], pid);
+  loop_->open(index, parent_end, pid);
+}
+
+pid_t ProcessPoolCore::start_unforked(std::uint32_t, int worker_end) {
+  if (start_ == Start::spawn) return start_program(ProgramRole::kWorker, worker_end);
+  return forkserver_->fork_worker(worker_end);
+}
+
+void ProcessPoolCore::send_bootstrap_to(std::uint32_t index, int parent_end,
+                                        std::int64_t startup_ns) {
+  Bootstrap bootstrap;
+  bootstrap.index = index;
+  bootstrap.startup_ns = startup_ns;
+  if (options_.initializer) {
+    bootstrap.initializer = encode_code_address(
+        reinterpret_cast<const void*>(*options_.initializer.target<void (*)()>()));
+  }
+  bootstrap.cpus = options_.pinning.cpus();
+  bootstrap.modules = loaded_modules();
+  BootstrapSegments segments;
+  segments.control = {control_segment_.fd(), control_segment_.size()};
+  segments.arena = {arena_.segment().fd(), arena_.segment().size()};
+  segments.results = {workers_[index].results.fd(), workers_[index].results.size()};
+  if (trace_) {
+    segments.trace = {trace_segment_.fd(), trace_segment_.size()};
+    bootstrap.trace_offset = static_cast<std::uint64_t>(
+        static_cast<const std::byte*>(trace_->buffer(static_cast<int>(index))->memory()) -
+        trace_segment_.data());
+  }
+  send_bootstrap(parent_end, bootstrap, segments);
+}
+
+void ProcessPoolCore::kill_worker(pid_t pid) {
+  if (forkserver_) {
+    forkserver_->kill(pid, SIGKILL);
+  } else {
+    ::kill(pid, SIGKILL);
+  }
+}
+
+int ProcessPoolCore::reap_worker(pid_t pid, std::chrono::milliseconds grace) {
+  return forkserver_ ? forkserver_->reap(pid, grace) : reap(pid, grace);
+}
+
+std::optional<int> ProcessPoolCore::try_reap_worker(pid_t pid) {
+  if (forkserver_) return forkserver_->try_reap(pid);
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) == pid) return status;
+  return std::nullopt;
 }
 
 void ProcessPoolCore::replace(std::uint32_t index) {

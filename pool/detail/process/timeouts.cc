@@ -18,7 +18,7 @@ void ProcessPoolCore::check_timeouts() {
     const std::int64_t started = slot.item_started_ns.load(std::memory_order_relaxed);
     if (started != 0 && now - started > control_->task_timeout_ns) {
       worker.timed_out = true;
-      ::kill(worker.pid, SIGKILL);  // its EOF and SIGCHLD report the death
+      kill_worker(worker.pid);  // its EOF (and SIGCHLD) report the death
     }
   }
 }
@@ -37,7 +37,7 @@ void ProcessPoolCore::check_start_timeouts() {
     if (options_.start_timeout.count() > 0 && !worker.start_timed_out &&
         now - worker.spawned_ns > options_.start_timeout.count()) {
       worker.start_timed_out = true;
-      ::kill(worker.pid, SIGKILL);  // its EOF and SIGCHLD report it
+      kill_worker(worker.pid);  // its EOF (and SIGCHLD) report it
     }
   }
 }

@@ -14,10 +14,19 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <ostream>
+#include <stdexcept>
 #include <streambuf>
+#include <string>
+#include <type_traits>
+#include <typeinfo>
 #include <utility>
+#include <variant>
 
+#include "pool/detail/exception_text.h"
+#include "pool/detail/function_identity.h"
+#include "pool/detail/process/code_map.h"
 #include "pool/detail/process/memory_guard.h"
 #include "pool/detail/process/protocol.h"
 #include "pool/detail/process/pulled_results.h"
@@ -85,7 +94,7 @@ class WorkerContext {
   WorkerContext(ControlBlock* control, JobSlot* slot, std::uint32_t index, std::byte* arena,
                 ResultBuffer* results, PulledResults* pulled, ParentLink* parent,
                 std::uint64_t* chunks_left, MemoryGuard* memory, SpanRecorder* recorder,
-                std::uint64_t position)
+                std::uint64_t position, const CodeMap* code_map = nullptr)
       : slot_(slot),
         me_(control->slots() + index),
         shares_(control->shares_of(position)),
@@ -100,6 +109,7 @@ class WorkerContext {
         memory_(memory),
         recorder_(recorder),
         position_(position),
+        code_map_(code_map),
         timed_(control->task_timeout_ns != 0) {}
 
   const JobDescriptor& job() const { return slot_->job; }
@@ -110,6 +120,15 @@ class WorkerContext {
   bool tracing() const { return recorder_->on(); }
   // The job's position: its number in posting order.
   std::uint64_t position() const { return position_; }
+  // Null in a fork of the pool's process, where the pool's code addresses hold as they are.
+  const CodeMap* code_map() const { return code_map_; }
+
+  // `chunk` failed before any of its tasks ran (its code is missing here).
+  void fail_chunk(std::uint64_t chunk, std::exception_ptr error) {
+    const JobDescriptor& job = slot_->job;
+    fail_task(chunk, job.index_base + static_cast<std::int64_t>(chunk * job.chunksize),
+              std::move(error));
+  }
 
   // Takes the next chunk; false when none are left, the job was cancelled, or this worker is to be
   // replaced (it has run its maxtasksperchild, or outgrown max_memory_per_child).
@@ -254,8 +273,56 @@ class WorkerContext {
   MemoryGuard* memory_;
   SpanRecorder* recorder_;
   std::uint64_t position_;
+  const CodeMap* code_map_;
   bool timed_;
   std::uint64_t unpublished_ = 0;  // chunks finished here but not yet counted in the job slot
+};
+
+// A job's task function (or op), decoded in the worker: from its bytes, or, for a function pointer
+// (or an adapter around one) sent to a worker that is not a fork, from its module and offset
+// (encode_task; the parent's address means nothing here). When its module is not loaded here, the
+// chunk fails as its first task and ok() is false.
+template <class F>
+class JobFunction {
+ public:
+  JobFunction(WorkerContext& context, std::uint64_t offset, std::uint64_t size,
+              std::uint64_t chunk) {
+    const std::byte* data = context.arena() + offset;
+    if constexpr (kCarriesCodeAddress<F>) {
+      if (context.code_map() != nullptr) {
+        try {
+          identified_.emplace(data, size);
+        } catch (const std::exception& error) {
+          context.fail_chunk(chunk, std::make_exception_ptr(std::logic_error(
+                                        std::string(error.what()) +
+                                        " (the task's type: " + demangle(typeid(F).name()) +
+                                        "; loaded with dlopen after the worker started? use "
+                                        "Start::fork, or link the library into the program)")));
+        }
+        return;
+      }
+    }
+    bytes_.emplace(data, size);
+  }
+
+  bool ok() const {
+    if constexpr (kCarriesCodeAddress<F>) {
+      if (identified_) return true;
+    }
+    return bytes_.has_value();
+  }
+  F& get() {
+    if constexpr (kCarriesCodeAddress<F>) {
+      if (identified_) return identified_->get();
+    }
+    return bytes_->get();
+  }
+
+ private:
+  std::optional<DecodedFunction<F>> bytes_;
+  [[no_unique_address]] std::conditional_t<kCarriesCodeAddress<F>, std::optional<DecodedTask<F>>,
+                                           std::monostate>
+      identified_;
 };
 
 }  // namespace pool::detail

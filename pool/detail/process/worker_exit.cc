@@ -28,8 +28,8 @@ std::string seconds_text(std::chrono::nanoseconds duration) {
 void ProcessPoolCore::stop_worker(std::uint32_t index, std::exception_ptr why) {
   Worker& worker = workers_[index];
   worker.stopped_because = std::move(why);
-  ::kill(worker.pid, SIGKILL);
-  on_exit(index, reap(worker.pid, kExitGrace));
+  kill_worker(worker.pid);
+  on_exit(index, reap_worker(worker.pid, kExitGrace));
 }
 
 void ProcessPoolCore::on_exit(std::uint32_t index, int wait_status) {

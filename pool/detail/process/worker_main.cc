@@ -8,6 +8,7 @@
 #include <exception>
 #include <limits>
 #include <ostream>
+#include <string>
 #include <utility>
 
 #include "pool/detail/output_capture.h"
@@ -40,6 +41,25 @@ class WorkerLink final : public ParentLink {
   std::uint32_t index_;
   int fd_;
 };
+
+using Runner = void (*)(WorkerContext&, std::uint64_t);
+
+// The job's runner in this process: the pool's address as it is in a fork, translated otherwise.
+// Null, with the chunk failed, when its code is not here.
+Runner local_runner(Runner runner, WorkerContext& context, std::uint64_t chunk) {
+  const CodeMap* map = context.code_map();
+  if (map == nullptr) return runner;
+  const JobDescriptor& job = context.job();
+  const std::string task_type(reinterpret_cast<const char*>(context.arena() + job.task_type_offset),
+                              job.task_type_offset != 0 ? job.task_type_size : 0);
+  try {
+    return reinterpret_cast<Runner>(const_cast<void*>(map->to_local(
+        reinterpret_cast<const void*>(runner), task_type.empty() ? nullptr : task_type.c_str())));
+  } catch (...) {
+    context.fail_chunk(chunk, std::current_exception());
+    return nullptr;
+  }
+}
 
 class WorkerLoop {
  public:
@@ -77,7 +97,7 @@ void WorkerLoop::serve() {
       t_output_trace = trace;
     }
     record_throw_sites();
-    record_crash_stacks(&me);
+    record_crash_stacks(&me, setup_.code_map);
     if (*setup_.initializer) {
       run_initializer(results);
     } else {
@@ -98,14 +118,16 @@ void WorkerLoop::serve() {
       if (position < control->posted.load(std::memory_order_acquire)) {
         JobSlot& job = control->slot_of(position);
         WorkerContext context(control, &job, index, arena, &results, &pulled, &link, &chunks_left,
-                              &memory, &recorder, position);
+                              &memory, &recorder, position, setup_.code_map);
         std::uint64_t chunk = 0;
         recorder.start_overhead();
         // A job the caller cancelled before any worker entered it is skipped whole.
         const bool dropped = (job.entered.fetch_or(kWorkerEntered, std::memory_order_seq_cst) &
                               kCancelledBeforeStart) != 0;
         if (!dropped && context.next_chunk(chunk)) {
-          job.job.runner(context, chunk);
+          if (Runner runner = local_runner(job.job.runner, context, chunk)) {
+            runner(context, chunk);
+          }
           recorder.idle();
         }
         // maxtasksperchild or max_memory_per_child: the parent starts a replacement.

@@ -9,14 +9,15 @@
 #include <functional>
 
 #include "pool/cpus.h"
+#include "pool/detail/process/code_map.h"
 #include "pool/detail/process/protocol.h"
 #include "pool/detail/process/shared_segment.h"
 #include "pool/detail/trace_buffer.h"
 
 namespace pool::detail {
 
-// What a worker needs from the pool that forked it: pointers into shared memory or into the
-// worker's copy of the parent's memory.
+// What a worker needs from its pool: pointers into shared memory, and into the worker's copy of
+// the parent's memory (a fork) or what the pool sent it (bootstrap.h).
 struct WorkerSetup {
   ControlBlock* control = nullptr;
   std::uint32_t index = 0;  // the worker's slot
@@ -28,6 +29,8 @@ struct WorkerSetup {
   TraceBuffer* trace = nullptr;  // null: the pool is not traced
   // When its start-up began: the pool's start for the first workers, the fork for a replacement.
   std::int64_t startup_ns = 0;
+  // A worker that is not the pool's fork: the pool's code addresses, translated (code_map.h).
+  const CodeMap* code_map = nullptr;
 };
 
 // Serves until EOF on the socket or its maxtasksperchild, then ends the process with _exit(0);
