@@ -90,6 +90,16 @@ for start in spawn forkserver; do
   check "SigtermExitsWith143By${start}" test "$status" -eq 143
   sleep 0.2
   check "SigtermLeavesNoProcessBy${start}" test "$(processes_named "$tmp/series_by_$start")" -eq 0
+  # Ctrl-C reaches the whole process group (the workers and the forkserver, which ignore it).
+  "$tmp/series_by_$start" --n 100000000000 --ncores 2 --start $start >/dev/null 2>&1 &
+  pid=$!
+  sleep 1
+  kill -INT -- -$pid
+  wait $pid
+  status=$?
+  check "CtrlCExitsWith130By${start}" test "$status" -eq 130
+  sleep 0.2
+  check "CtrlCLeavesNoProcessBy${start}" test "$(processes_named "$tmp/series_by_$start")" -eq 0
 done
 $bin --start vfork >/dev/null 2>"$tmp/start.err"
 check BadStartMethodIsAUsageError test $? -eq 2

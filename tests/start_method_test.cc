@@ -237,14 +237,30 @@ TEST_P(StartMethods, TracedPoolsRecordEveryWorkersTasks) {
 INSTANTIATE_TEST_SUITE_P(NotForks, StartMethods, ::testing::Values(Start::spawn, Start::forkserver),
                          start_name);
 
-TEST(Forkserver, AKilledForkserverIsStartedAgainForTheNextPool) {
+// The state letter in /proc/PID/stat ('Z': a zombie); '\0' when there is no such process.
+char process_state(const std::string& stat_path) {
+  std::ifstream file(stat_path);
+  std::string stat;
+  if (!std::getline(file, stat)) return '\0';
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '\0';
+}
+
+TEST(Forkserver, AKilledForkserverIsReapedAndStartedAgainForTheNextPool) {
   start_forkserver();
   const pid_t server = forkserver_process();
   ASSERT_GT(server, 0);
   ::kill(server, SIGKILL);
-  ::waitpid(server, nullptr, 0);
+  // Dead (a zombie, not yet reaped) before the next pool looks for it.
+  const std::string stat = "/proc/" + std::to_string(server) + "/stat";
+  for (int i = 0; i < 500 && process_state(stat) != 'Z'; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(process_state(stat), 'Z');
   ProcessPool workers(2, started_by(Start::forkserver));
   EXPECT_EQ(workers.map(square_under_the_lock, pool::range(0L, 8L)), kSquares);
+  EXPECT_NE(forkserver_process(), server);
+  EXPECT_EQ(process_state(stat), '\0') << "the dead server was reaped, not left a zombie";
 }
 
 }  // namespace

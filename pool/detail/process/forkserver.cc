@@ -160,6 +160,7 @@ class Server {
 struct Channel {
   std::mutex mutex;
   int fd = -1;
+  pid_t server = -1;
   pid_t owner = -1;  // the process that started the server (a fork of it starts its own)
 };
 
@@ -181,7 +182,7 @@ void start_server(Channel& state) {
     throw_errno(errno, "pool: socketpair for the forkserver");
   }
   try {
-    start_program(ProgramRole::kForkserver, fds[1]);
+    state.server = start_program(ProgramRole::kForkserver, fds[1]);
   } catch (...) {
     ::close(fds[0]);
     ::close(fds[1]);
@@ -217,9 +218,11 @@ ForkserverConnection::ForkserverConnection() {
       return;
     }
     ::close(fds[0]);
-    // The server died (killed by hand?): a new one, once.
+    // The server died (killed by hand?): reaped, and a new one started, once.
     ::close(state.fd);
     state.fd = -1;
+    while (::waitpid(state.server, nullptr, 0) < 0 && errno == EINTR) {
+    }
     if (attempt == 1) throw_errno(EPIPE, "pool: the forkserver is gone and could not be restarted");
   }
 }
