@@ -123,15 +123,9 @@ void Example::parse(int argc, char** argv) {
         std::chrono::duration<double>(positive_number("task-timeout")));
   }
   if (flags_.count("start") != 0) {
-    const std::string start = text("start");
-    if (start == "fork") {
-      start_ = pool::Start::fork;
-    } else if (start == "spawn") {
-      start_ = pool::Start::spawn;
-    } else if (start == "forkserver") {
-      start_ = pool::Start::forkserver;
-    } else {
-      usage_error("--start must be fork, spawn or forkserver, not '" + start + "'");
+    start_ = pool::start_named(text("start"));
+    if (!start_) {
+      usage_error("--start must be fork, spawn or forkserver, not '" + text("start") + "'");
     }
   }
   const std::string backend = text("backend");

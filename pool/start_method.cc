@@ -16,6 +16,13 @@ std::string_view to_string(Start start) {
   return "unknown";
 }
 
+std::optional<Start> start_named(std::string_view name) {
+  for (const Start start : {Start::fork, Start::spawn, Start::forkserver}) {
+    if (to_string(start) == name) return start;
+  }
+  return std::nullopt;
+}
+
 void start_forkserver() { detail::ensure_forkserver(); }
 
 }  // namespace pool

@@ -2,6 +2,7 @@
 #ifndef POOL_START_METHOD_H_
 #define POOL_START_METHOD_H_
 
+#include <optional>
 #include <string_view>
 
 namespace pool {
@@ -18,7 +19,9 @@ enum class Start {
   forkserver,
 };
 
+// "fork", "spawn", "forkserver"; start_named() reads them back (nullopt for any other name).
 std::string_view to_string(Start start);
+std::optional<Start> start_named(std::string_view name);
 
 // Starts this program's forkserver now (a new execution of the program; the first forkserver
 // pool starts it otherwise). Thread-safe; does nothing when it runs. Throws std::system_error.

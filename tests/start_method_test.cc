@@ -81,6 +81,14 @@ class ThreadHoldingTheLock {
 
 const std::vector<long> kSquares{0, 1, 4, 9, 16, 25, 36, 49};
 
+TEST(StartMethod, EachMethodIsNamedAsInPythonAndReadBack) {
+  for (const Start start : {Start::fork, Start::spawn, Start::forkserver}) {
+    EXPECT_EQ(start_named(to_string(start)), start);
+  }
+  EXPECT_EQ(to_string(Start::forkserver), "forkserver");
+  EXPECT_EQ(start_named("vfork"), std::nullopt);
+}
+
 TEST(StartMethod, UnsetIsForkWhileTheCallerRunsOneThread) {
   ProcessPool workers(2);
   EXPECT_EQ(workers.start_method(), Start::fork);
