@@ -17,6 +17,7 @@
 #include "pool/pool.h"
 #include "tests/child_process.h"
 #include "tests/leak_check.h"
+#include "tests/pool_types.h"
 
 namespace {
 
@@ -35,6 +36,15 @@ P make_capturing(std::shared_ptr<pool::Trace> trace = nullptr);
 template <>
 pool::ProcessPool make_capturing(std::shared_ptr<pool::Trace> trace) {
   return pool::ProcessPool(2, {.capture_output = true, .trace = std::move(trace)});
+}
+template <>
+pool::testing::SpawnProcessPool make_capturing(std::shared_ptr<pool::Trace> trace) {
+  return pool::testing::SpawnProcessPool(2, {.capture_output = true, .trace = std::move(trace)});
+}
+template <>
+pool::testing::ForkserverProcessPool make_capturing(std::shared_ptr<pool::Trace> trace) {
+  return pool::testing::ForkserverProcessPool(2,
+                                              {.capture_output = true, .trace = std::move(trace)});
 }
 template <>
 pool::GilThreadPool make_capturing(std::shared_ptr<pool::Trace> trace) {
@@ -87,8 +97,7 @@ void expect_labelled_lines(const std::vector<std::string>& lines) {
 
 template <class P>
 class OutputCapture : public pool::testing::NoLeftoversTest {};
-using LocalPools = ::testing::Types<pool::ProcessPool, pool::GilThreadPool, pool::FreeThreadPool>;
-TYPED_TEST_SUITE(OutputCapture, LocalPools);
+TYPED_TEST_SUITE(OutputCapture, pool::testing::EveryLocalPool, pool::testing::PoolName);
 
 TYPED_TEST(OutputCapture, PoolPrintLinesArriveWholeAndLabelledWithTheirTask) {
   expect_labelled_lines(lines_written_by([] {

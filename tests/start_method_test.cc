@@ -9,11 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -196,6 +198,31 @@ TEST_P(StartMethods, TaskTimeoutAndCancelKillTheWorkerAndThePoolGoesOn) {
   std::this_thread::sleep_for(50ms);
   EXPECT_TRUE(running.cancel(kill_running));
   EXPECT_EQ(workers.map(square_under_the_lock, pool::range(0L, 8L)), kSquares);
+}
+
+int own_pid(int) { return static_cast<int>(::getpid()); }
+
+TEST_P(StartMethods, MaxtasksperchildReplacesEachWorkerByTheSameMethod) {
+  ProcessPoolOptions options = started_by(GetParam());
+  options.maxtasksperchild = 1;
+  ProcessPool workers(2, options);
+  const std::vector<int> pids = workers.map(own_pid, pool::range(0, 6), 1);
+  EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 6u) << "one worker per chunk";
+  for (const int pid : pids) EXPECT_NE(pid, static_cast<int>(::getpid()));
+}
+
+TEST_P(StartMethods, ChunksLostWithAKilledWorkerAreRetriedOnAReplacement) {
+  ProcessPoolOptions options = started_by(GetParam());
+  options.retries = 1;
+  ProcessPool workers(1, options);
+  SharedArray<int> deaths(1);  // shared with workers that are not forks too
+  const auto dies_once = [deaths = deaths.span()](int x) {
+    if (x == 2 && std::atomic_ref<int>(deaths[0]).fetch_add(1) == 0) ::raise(SIGKILL);
+    return x * 10;
+  };
+  EXPECT_EQ(workers.map(dies_once, pool::range(0, 3), 1), (std::vector<int>{0, 10, 20}))
+      << "the retry ran in a new worker, started by the pool's method";
+  EXPECT_EQ(deaths[0], 2);
 }
 
 int g_set_by_the_initializer = 0;
