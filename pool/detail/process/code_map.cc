@@ -54,15 +54,23 @@ CodeMap::CodeMap(const std::vector<LoadedModule>& parent) {
   }
 }
 
-const void* CodeMap::to_local(const void* address, const char* task_type) const {
+namespace {
+
+// "the task (long (*)(long))", for an error only: demangling allocates.
+std::string task_text(std::string_view task_type) {
+  if (task_type.empty()) return "the task";
+  return "the task (" + demangle(std::string(task_type).c_str()) + ")";
+}
+
+}  // namespace
+
+const void* CodeMap::to_local(const void* address, std::string_view task_type) const {
   const auto at = reinterpret_cast<std::uint64_t>(address);
-  const std::string task =
-      task_type != nullptr ? "the task (" + demangle(task_type) + ")" : std::string("the task");
   for (const Entry& entry : entries_) {
     if (at < entry.start || at >= entry.end) continue;
     if (!entry.here) {
       throw std::logic_error(
-          "pool: the code of " + task + " is in " +
+          "pool: the code of " + task_text(task_type) + " is in " +
           (entry.name.empty() ? std::string("the program") : "library " + entry.name) +
           ", which is not loaded in this worker, a new execution of the program (was it loaded "
           "with dlopen after the pool started?); link the library into the program, or use "
@@ -70,7 +78,7 @@ const void* CodeMap::to_local(const void* address, const char* task_type) const 
     }
     return reinterpret_cast<const void*>(at + static_cast<std::uint64_t>(entry.shift));
   }
-  throw std::logic_error("pool: the code address of " + task +
+  throw std::logic_error("pool: the code address of " + task_text(task_type) +
                          " lies outside every module of the pool's process");
 }
 

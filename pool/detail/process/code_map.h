@@ -11,6 +11,7 @@
 #include <cereal/types/vector.hpp>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pool::detail {
@@ -38,9 +39,10 @@ class CodeMap {
   explicit CodeMap(const std::vector<LoadedModule>& parent);
 
   // The parent's code address `address` here. Throws std::logic_error naming the module (and the
-  // task's type, given its typeid name) when it is not loaded in this process (a library the
-  // parent loaded with dlopen, say), or when the address lies outside every module the parent had.
-  const void* to_local(const void* address, const char* task_type = nullptr) const;
+  // task's type, given its typeid name; empty: unknown) when it is not loaded in this process (a
+  // library the parent loaded with dlopen, say), or when the address lies outside every module
+  // the parent had.
+  const void* to_local(const void* address, std::string_view task_type = {}) const;
   // A code address of this process as the parent's; unchanged outside every shared module.
   // Async-signal-safe (a crash handler calls it).
   void* to_parent(void* address) const noexcept;

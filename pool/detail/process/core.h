@@ -209,8 +209,9 @@ class ProcessPoolCore final : public Driver {
   // Starts the worker of slot `index` by the pool's start method; throws std::system_error when
   // the system refuses and std::logic_error when a fork would copy other threads (unless allowed).
   void spawn(std::uint32_t index);
-  // A worker that is not a fork: its process, then what it needs sent over `fd`.
-  pid_t start_unforked(std::uint32_t index, int worker_end);
+  // The process of a worker that is not a fork, serving on `worker_end`; what it needs is sent
+  // over the other end (send_bootstrap_to).
+  pid_t start_unforked(int worker_end);
   // The bookkeeping of a worker just started, serving on `parent_end`.
   void started(std::uint32_t index, int parent_end, pid_t pid);
   void send_bootstrap_to(std::uint32_t index, int parent_end, std::int64_t startup_ns);

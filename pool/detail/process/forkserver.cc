@@ -232,22 +232,33 @@ ForkserverConnection::~ForkserverConnection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void ForkserverConnection::lose_server() {
+  server_gone_ = true;
+  for (const auto& [pid, pidfd] : pidfds_) statuses_.try_emplace(pid, SIGKILL);
+}
+
+bool ForkserverConnection::read_one(Message& message, int& passed) {
+  passed = -1;
+  if (server_gone_) return false;
+  if (!read_message(fd_, message, &passed)) {
+    lose_server();
+    return false;
+  }
+  if (message.type == MessageType::kExited) {
+    statuses_[static_cast<pid_t>(message.a)] = static_cast<int>(message.b);
+  }
+  return true;
+}
+
 pid_t ForkserverConnection::fork_worker(int worker_fd) {
   if (server_gone_ || !write_message(fd_, make_message(MessageType::kForkWorker, 0), worker_fd)) {
-    server_gone_ = true;
+    lose_server();
     throw_errno(EPIPE, "pool: the forkserver is gone");
   }
   for (;;) {
     Message message{};
     int passed = -1;
-    if (!read_message(fd_, message, &passed)) {
-      server_gone_ = true;
-      throw_errno(EPIPE, "pool: the forkserver is gone");
-    }
-    if (message.type == MessageType::kExited) {
-      statuses_[static_cast<pid_t>(message.a)] = static_cast<int>(message.b);
-      continue;
-    }
+    if (!read_one(message, passed)) throw_errno(EPIPE, "pool: the forkserver is gone");
     if (message.type != MessageType::kForked) {
       if (passed >= 0) ::close(passed);
       continue;
@@ -285,16 +296,8 @@ bool ForkserverConnection::receive(std::optional<std::chrono::steady_clock::time
     if (ready <= 0) return true;
     Message message{};
     int passed = -1;
-    if (!read_message(fd_, message, &passed)) {
-      // The server is gone, and its workers with it (PR_SET_PDEATHSIG).
-      server_gone_ = true;
-      for (const auto& [pid, pidfd] : pidfds_) statuses_.try_emplace(pid, SIGKILL);
-      return false;
-    }
+    if (!read_one(message, passed)) return false;
     if (passed >= 0) ::close(passed);
-    if (message.type == MessageType::kExited) {
-      statuses_[static_cast<pid_t>(message.a)] = static_cast<int>(message.b);
-    }
   }
 }
 

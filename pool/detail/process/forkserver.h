@@ -18,6 +18,8 @@
 
 namespace pool::detail {
 
+struct Message;
+
 // The server's loop, in the new execution; `channel` is its end of the program's channel.
 [[noreturn]] void serve_forks(int channel);
 
@@ -44,9 +46,13 @@ class ForkserverConnection {
   int reap(pid_t pid, std::chrono::milliseconds grace);
 
  private:
-  // Reads what the server sent until `until` (now: only what is there); false if the server is
-  // gone.
+  // Reads what the server sent until `until` (now: only what is there; nullopt: until something
+  // came); false if the server is gone.
   bool receive(std::optional<std::chrono::steady_clock::time_point> until);
+  // Reads one message, noting a worker's exit status; false when the server is gone.
+  bool read_one(Message& message, int& passed);
+  // The server is gone, and every worker with it (PR_SET_PDEATHSIG): each counts as killed.
+  void lose_server();
 
   int fd_ = -1;
   std::map<pid_t, int> pidfds_;    // live workers

@@ -62,7 +62,7 @@ void ProcessPoolCore::spawn(std::uint32_t index) {
   if (start_ != Start::fork) {
     pid_t pid = -1;
     try {
-      pid = start_unforked(index, fds[1]);
+      pid = start_unforked(fds[1]);
     } catch (...) {
       ::close(fds[0]);
       ::close(fds[1]);
@@ -126,7 +126,7 @@ void ProcessPoolCore::started(std::uint32_t index, int parent_end, pid_t pid) {
   loop_->open(index, parent_end, pid);
 }
 
-pid_t ProcessPoolCore::start_unforked(std::uint32_t, int worker_end) {
+pid_t ProcessPoolCore::start_unforked(int worker_end) {
   if (start_ == Start::spawn) return start_program(ProgramRole::kWorker, worker_end);
   return forkserver_->fork_worker(worker_end);
 }

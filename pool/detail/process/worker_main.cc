@@ -8,7 +8,7 @@
 #include <exception>
 #include <limits>
 #include <ostream>
-#include <string>
+#include <string_view>
 #include <utility>
 
 #include "pool/detail/output_capture.h"
@@ -50,11 +50,12 @@ Runner local_runner(Runner runner, WorkerContext& context, std::uint64_t chunk) 
   const CodeMap* map = context.code_map();
   if (map == nullptr) return runner;
   const JobDescriptor& job = context.job();
-  const std::string task_type(reinterpret_cast<const char*>(context.arena() + job.task_type_offset),
-                              job.task_type_offset != 0 ? job.task_type_size : 0);
+  const std::string_view task_type(
+      reinterpret_cast<const char*>(context.arena() + job.task_type_offset),
+      job.task_type_offset != 0 ? job.task_type_size : 0);
   try {
-    return reinterpret_cast<Runner>(const_cast<void*>(map->to_local(
-        reinterpret_cast<const void*>(runner), task_type.empty() ? nullptr : task_type.c_str())));
+    return reinterpret_cast<Runner>(
+        const_cast<void*>(map->to_local(reinterpret_cast<const void*>(runner), task_type)));
   } catch (...) {
     context.fail_chunk(chunk, std::current_exception());
     return nullptr;
