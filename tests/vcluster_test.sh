@@ -2,7 +2,9 @@
 # The README's cluster commands on a real Slurm (tools/vcluster: 3 nodes of network namespaces):
 # srun sizes the pool to the CPUs Slurm gives and binds tasks; sbatch with srun --mpi=pmix and
 # mpirun inside salloc run MpiPool across two nodes with the one-node sums to the last bit; scancel
-# and a time limit end a pool's job leaving no process on any node and nothing in /dev/shm.
+# and a time limit end a pool's job leaving no process on any node and nothing in /dev/shm; a
+# trace across two nodes whose CLOCK_MONOTONICs differ by 1000 s shows every rank's chunks where
+# they ran on rank 0's clock.
 # Skipped, with the reason, where the machine cannot make namespaces or lacks Slurm.
 set -u
 SUITE=VirtualCluster
@@ -12,7 +14,9 @@ bin=$PWD/examples
 
 cases=(SrunOneCpuSizesThePoolToOne SrunTwoCpusSizesThePoolToTwo SrunBindsEachTaskToItsOwnCpu
   SbatchPmixRunsTwoNodesTimesTwoRanks SbatchPmixSumEqualsOneNode SallocMpirunRunsOnTwoNodes
-  SallocMpirunSumEqualsOneNode ScancelEndsTheJob ScancelPrintsWhatWasLost ScancelLeavesNoProcessOnAnyNode
+  SallocMpirunSumEqualsOneNode NodeTwoClockIsThousandSecondsBehind TraceAcrossSkewedNodesWritesEveryRank
+  TraceKeepsSkewedRanksSpansWhole TraceOrdersSkewedRanksAfterRankZeroStarted
+  TraceAlignsSkewedRanksWithRankZeroNode ScancelEndsTheJob ScancelPrintsWhatWasLost ScancelLeavesNoProcessOnAnyNode
   ScancelLeavesNothingInDevShm LinkCutReallyCutsNodeTwo LinkCutForSecondsIsSurvived LostNodeEndsTheJobWithAFailure
   LostNodeEndsTheJobWithinTwoMinutes LostNodeReportNamesTheSilentRank LostNodeReportListsTheLostChunks
   TimeLimitEndsTheJob TimeLimitLeavesNoProcessOnAnyNode
@@ -28,13 +32,14 @@ for command in slurmctld slurmd munged srun ip unshare nsenter; do
     skip_all "$command is missing (tools/bazel installs slurm-wlm, munge, iproute2)"
 done
 unshare --net --uts true 2>/dev/null || skip_all "this machine cannot make network namespaces"
+unshare --time --monotonic 1 true 2>/dev/null || skip_all "this machine cannot make time namespaces (Linux >= 5.6)"
 [ ! -e /run/netns/node1 ] || skip_all "a cluster (node1) is already up; tools/vcluster down first"
 
 # Each node has its own /tmp: job scripts and outputs go where every node sees them.
 tmp=${TEST_TMPDIR:-$PWD}
 trap '"$vcluster" down >/dev/null' EXIT
 started=$(date +%s.%N)
-"$vcluster" up 3 --cpus 2 || skip_all "tools/vcluster up failed (see above)"
+"$vcluster" up 3 --cpus 2 --monotonic node1=1000 || skip_all "tools/vcluster up failed (see above)"
 echo "cluster up in $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 on() { "$vcluster" run node1 "$@"; }
 value() { python3 -c 'import json, sys; print(repr(json.loads(sys.stdin.read())["value"]))'; }
@@ -113,6 +118,43 @@ sum=$(on salloc -N 2 --ntasks-per-node=2 "${mpirun[@]}" "$bin/slow_series" --n 1
   --json 2>/dev/null)
 echo "$sum"
 check SallocMpirunSumEqualsOneNode test "$(value <<<"$sum")" = "$local_sum"
+
+# Tracing across nodes: node1 booted "1000 s earlier" (its own time namespace), so the ranks on
+# node2 (2 and 3; rows 2 and 3) time their chunks 1000 s behind rank 0. Rank 0 measures each rank's
+# offset when the pool starts and shifts its spans; uncorrected, they would fall before the pool
+# started and be clamped to zero length at its start. Rank 1 (row 1) shares rank 0's node and clock:
+# the tasks all sleep 0.3 s and are handed out as workers free up, so the ranks run in waves, and
+# each of node2's chunks must overlap one of rank 1's by at least half a task.
+skew=$("$vcluster" run node2 python3 -c 'import time; print(time.monotonic())')
+skew=$(awk -v a="$skew" -v b="$(on python3 -c 'import time; print(time.monotonic())')" 'BEGIN { print a - b }')
+echo "node2's CLOCK_MONOTONIC - node1's: $skew s"
+check NodeTwoClockIsThousandSecondsBehind awk -v d="$skew" 'BEGIN { exit !(d > -1005 && d < -995) }'
+on salloc -w node1,node2 -N 2 --ntasks-per-node=2 "${mpirun[@]}" "$bin/sleep_map" --tasks 9 \
+  --seconds 0.3 --backend mpi --trace "$tmp/skew.json" >/dev/null 2>&1
+check TraceAcrossSkewedNodesWritesEveryRank python3 -c '
+import json, sys
+spans = [e for e in json.load(open(sys.argv[1]))["traceEvents"] if e["ph"] == "X"]
+assert {e["tid"] for e in spans if e["cat"] == "run"} == {1, 2, 3}, spans' "$tmp/skew.json"
+skewed_runs() {  # the check in $1, given rank 1's and node2's run spans (ts, dur in us)
+  python3 -c '
+import json, sys
+document = json.load(open(sys.argv[1]))
+spans = [e for e in document["traceEvents"] if e["ph"] == "X"]
+ready = max(e["ts"] + e["dur"] for e in spans if e["tid"] == 0 and e["cat"] == "startup")
+task = 0.3e6
+near = [e for e in spans if e["tid"] == 1 and e["cat"] == "run"]
+far = [e for e in spans if e["tid"] in (2, 3) and e["cat"] == "run"]
+def overlap(a, b):
+    return min(a["ts"] + a["dur"], b["ts"] + b["dur"]) - max(a["ts"], b["ts"])
+assert far
+exec(sys.argv[2])' "$tmp/skew.json" "$1"
+}
+skewed_runs 'for e in far: print("row %d chunk %d at %.1f ms for %.1f ms; rank 1 at %.1f ms" % (e["tid"],
+  e["args"]["chunk"], e["ts"] / 1e3, e["dur"] / 1e3, max(near, key=lambda n: overlap(n, e))["ts"] / 1e3))'
+check TraceKeepsSkewedRanksSpansWhole skewed_runs 'assert all(e["dur"] >= 0.9 * task for e in far)'
+check TraceOrdersSkewedRanksAfterRankZeroStarted skewed_runs 'assert all(e["ts"] >= ready for e in far)'
+check TraceAlignsSkewedRanksWithRankZeroNode skewed_runs \
+  'assert all(max(overlap(n, e) for n in near) >= task / 2 for e in far)'
 
 # scancel: Slurm sends SIGTERM, then SIGKILL after KillWait (5 s) to every process of the job; the
 # pool, waited on, stops its workers and the example says the call's work was lost.
