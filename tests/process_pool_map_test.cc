@@ -4,11 +4,12 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <thread>
 #include <cmath>
 #include <list>
 #include <numeric>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pool/pool.h"
@@ -245,6 +246,40 @@ TEST_F(ProcessPoolMap, RunsTasksInWorkerProcesses) {
   const auto pids =
       workers.map([](int) { return static_cast<int>(::getpid()); }, pool::range(0, 200), 1);
   for (int pid : pids) EXPECT_NE(pid, ::getpid());
+}
+
+// The pool keeps 256 calls' state in shared slots, reused in turn: a call in a reused slot sees
+// nothing of the failure or the cancellation of the call that held it before.
+TEST_F(ProcessPoolMap, CallsFarBeyondTheSlotCountSeeNothingOfEarlierCalls) {
+  pool::ProcessPool workers(2);
+  for (int call = 0; call < 700; ++call) {
+    if (call % 97 == 0) {
+      try {
+        workers.map(
+            [](int x) {
+              if (x >= 5) throw std::domain_error("item " + std::to_string(x));
+              return x;
+            },
+            pool::range(0, 40), 1);
+        FAIL() << "call " << call << " should have failed";
+      } catch (const pool::TaskError& error) {
+        EXPECT_EQ(error.task_index(), 5) << "call " << call;
+      }
+    } else if (call % 89 == 0) {
+      auto dropped = workers.map_async(square, pool::range(0, 1000));
+      dropped.cancel();
+      try {
+        dropped.get();
+      } catch (const pool::CancelledError&) {
+      }
+    } else {
+      const auto squares = workers.map(square, pool::range(call, call + 20), 3);
+      ASSERT_EQ(squares.size(), 20u) << "call " << call;
+      for (int i = 0; i < 20; ++i) {
+        ASSERT_EQ(squares[static_cast<std::size_t>(i)], (call + i) * (call + i)) << "call " << call;
+      }
+    }
+  }
 }
 
 TEST_F(ProcessPoolMap, UsesDefaultChunksizeOfPython) {

@@ -47,6 +47,9 @@ struct Registry {
   std::uint64_t next_token = std::random_device{}() | 1;
 };
 
+// Set once the registry exists (a forked child inherits it with the registry).
+std::atomic<Registry*> g_registry{nullptr};
+
 Registry& registry() {
   static Registry* const instance = [] {
     auto* created = new Registry;  // never destroyed: blocks may outlive static destructors
@@ -63,6 +66,7 @@ Registry& registry() {
                        }
                        child.mutex.unlock();
                      });
+    g_registry.store(created, std::memory_order_release);
     return created;
   }();
   return *instance;
@@ -186,7 +190,11 @@ std::byte* attach(const SharedBlockRef& ref) {
 }
 
 void release_dead_blocks() noexcept {
-  Registry& processes = registry();
+  // A process that never saw a SharedArray has nothing to release, and making the registry would
+  // cost a fresh worker its random token, fork handlers and page faults.
+  Registry* const existing = g_registry.load(std::memory_order_acquire);
+  if (existing == nullptr) return;
+  Registry& processes = *existing;
   std::lock_guard lock(processes.mutex);
   std::erase_if(processes.blocks, [](const MappedBlock& block) {
     if (block.owned || block.header->alive.load(std::memory_order_acquire) != 0) return false;

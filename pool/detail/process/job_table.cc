@@ -62,14 +62,8 @@ std::uint64_t ProcessPoolCore::publish(LiveJob live) {
     std::memset(base + job.log_offset, 0, job.n_chunks * sizeof(std::uint32_t));
   auto* failures = reinterpret_cast<WorkerFailure*>(base + job.failure_offset);
   for (std::size_t w = 0; w < workers_.size(); ++w) new (failures + w) WorkerFailure{{0}, 0, 0};
-  JobSlot& slot = control_->slot_of(position);
+  JobSlot& slot = control_->post_slot(position);  // every counter and flag at its start
   slot.job = job;
-  slot.next_chunk.store(0, std::memory_order_relaxed);
-  slot.log_cursor.store(0, std::memory_order_relaxed);
-  slot.completed.store(0, std::memory_order_relaxed);
-  slot.cancelled.store(0, std::memory_order_relaxed);
-  slot.entered.store(0, std::memory_order_relaxed);
-  slot.failure_floor.store(kNoFailureFloor, std::memory_order_relaxed);
   if (job.shared_out != 0) {
     init_chunk_shares(control_->shares_of(position), control_->workers, job.n_chunks);
   }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 
 #include "pool/detail/process/chunk_shares.h"
 
@@ -96,7 +97,7 @@ struct alignas(64) JobSlot {
   // it first (one word: whichever came first wins).
   std::atomic<std::uint32_t> entered{0};
   // The lowest chunk whose task threw (kNoFailureFloor: none): with shares, chunks below it run.
-  std::atomic<std::uint64_t> failure_floor{~std::uint64_t{0}};
+  std::atomic<std::uint64_t> failure_floor{kNoFailureFloor};
 };
 
 inline constexpr std::uint32_t kWorkerEntered = 1;
@@ -146,7 +147,9 @@ struct ControlBlock {
   std::uint64_t workers = 0;
   std::uint32_t capture_output = 0;  // workers prefix and write whole lines under output_lock
   pthread_mutex_t output_lock;
-  JobSlot jobs[kJobSlots];
+  // The job slots, each constructed when a job is posted in it (post_slot): a new pool writes
+  // none of them, so its first call faults in one page of them, not all 256 slots' (80 KiB).
+  alignas(JobSlot) std::byte job_storage[kJobSlots * sizeof(JobSlot)];
   // WorkerSlot[workers] follows, at slots_offset(), then ChunkShare[kJobSlots][workers]: a job's
   // shares live as long as its slot, until every worker has left the job (its arena region is
   // freed as soon as its chunks are done, while a worker may still be looking for one).
@@ -161,7 +164,13 @@ struct ControlBlock {
   WorkerSlot* slots() {
     return reinterpret_cast<WorkerSlot*>(reinterpret_cast<std::byte*>(this) + slots_offset());
   }
-  JobSlot& slot_of(std::uint64_t position) { return jobs[position % kJobSlots]; }
+  JobSlot& slot_of(std::uint64_t position) {
+    return *std::launder(reinterpret_cast<JobSlot*>(job_storage) + position % kJobSlots);
+  }
+  // Starts the slot of the job at `position` afresh; by then every worker has left its last job.
+  JobSlot& post_slot(std::uint64_t position) {
+    return *::new (job_storage + position % kJobSlots * sizeof(JobSlot)) JobSlot;
+  }
   // The `workers` shares of the job at `position` (pages untouched until a job uses them).
   ChunkShare* shares_of(std::uint64_t position) {
     return reinterpret_cast<ChunkShare*>(slots() + workers) + (position % kJobSlots) * workers;

@@ -51,6 +51,12 @@ class ResultBuffer : public std::streambuf {
   void rewind() { setp(pbase(), epptr()); }
   std::size_t position() const { return static_cast<std::size_t>(pptr() - pbase()); }
   std::size_t capacity() const { return static_cast<std::size_t>(epptr() - pbase()); }
+  // The stream writing here, made on first use: a stream's construction (its locale and facets)
+  // costs a fresh worker page faults, and results that are trivially copyable need none.
+  std::ostream& stream() {
+    if (!stream_) stream_.emplace(this);
+    return *stream_;
+  }
 
  protected:
   std::streamsize xsputn(const char* s, std::streamsize n) override {
@@ -78,6 +84,7 @@ class ResultBuffer : public std::streambuf {
   }
 
   std::function<void(std::size_t)> grow_;
+  std::optional<std::ostream> stream_;
 };
 
 // How a worker reaches its parent outside shared memory.
@@ -102,7 +109,6 @@ class WorkerContext {
         index_(index),
         arena_(arena),
         results_(results),
-        result_stream_(results),
         pulled_(pulled),
         parent_(parent),
         chunks_left_(chunks_left),
@@ -174,7 +180,7 @@ class WorkerContext {
         me_->records_consumed.load(std::memory_order_acquire)) {
       results_->rewind();
     }
-    return result_stream_;
+    return results_->stream();
   }
   std::size_t result_position() const { return results_->position(); }
   // Space in this worker's own memory for `bytes` of one chunk's results, which the parent pulls
@@ -266,7 +272,6 @@ class WorkerContext {
   std::uint32_t index_;
   std::byte* arena_;
   ResultBuffer* results_;
-  std::ostream result_stream_;
   PulledResults* pulled_;
   ParentLink* parent_;
   std::uint64_t* chunks_left_;

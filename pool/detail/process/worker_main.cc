@@ -178,10 +178,9 @@ void WorkerLoop::run_initializer(ResultBuffer& results) {
     (*setup_.initializer)();
   } catch (...) {
     const TaskFailure failure = TaskFailure::capture(-1, std::current_exception());
-    std::ostream stream(&results);
     const std::size_t start = results.position();
     {
-      cereal::BinaryOutputArchive archive(stream);
+      cereal::BinaryOutputArchive archive(results.stream());
       archive(failure);
     }
     me.init_failure_offset = start;
